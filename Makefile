@@ -1,0 +1,39 @@
+# aethr: two commands from a fresh clone (see README).
+#   make demo   install into .venv and run a real workflow in mock mode on a scratch repository
+#   make test   install with the dev extra and run the whole test suite
+#   make bench  run the benchmarks under bench/ and print the table
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO   ?= $(CURDIR)/demo-repo
+export LITELLM_LOCAL_MODEL_COST_MAP = True
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	@bash examples/make-demo-repo.sh "$(DEMO)"
+	cd "$(DEMO)" && "$(CURDIR)/$(BIN)/aethr" init plan-implement-review --force
+	cd "$(DEMO)" && "$(CURDIR)/$(BIN)/aethr" run "add a --shout flag that prints the greeting in upper case"
+	@echo
+	@echo "The demo repository is at $(DEMO): cd there and try 'aethr run \"…\" --show-prompt'."
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check aethr tests bench
+	$(BIN)/ruff format --check aethr tests bench
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) demo-repo .pytest_cache .ruff_cache .mypy_cache build dist

@@ -1,0 +1,3 @@
+from aethr.cli import main
+
+main()

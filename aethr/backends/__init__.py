@@ -1,0 +1,118 @@
+"""Who answers a step: one `Backend` protocol and the `select` factory.
+
+    preview  nothing is called; the output is a placeholder (`--show-prompt`)
+    mock     deterministic replies, or the scripted ones of AETHR_MOCK_RESPONSES
+    live     LiteLLM for model steps, the OpenCode CLI for `backend: opencode`
+
+Constructors do no I/O and import nothing heavy: litellm is imported only when a
+live model step runs (see `backends.live`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from aethr.config import Step, Workflow, litellm_model_name
+from aethr.errors import ConfigError
+from aethr.events import Event, Usage
+from aethr.settings import Settings
+
+Emit = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    step_id: str
+    role: str
+    backend: str  # the step's `backend:` ("model" or "opencode")
+    model: str | None  # LiteLLM form, `provider/model`
+    task: str
+    prompt: str
+    timeout: float
+    root: Path
+    unsafe_permissions: bool = False
+    done_marker: str | None = None  # the text that ends this step's loop, if it controls one
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage
+
+
+class Backend(Protocol):
+    #: True when the backend edits the working tree; the executor then records the diff.
+    edits_tree: bool
+
+    def complete(self, request: Request, emit: Emit) -> Completion:
+        """Answer one step, emitting TextChunk (and Retrying) events as it goes.
+        Raises StepFailed (or Interrupted) on failure."""
+        ...
+
+
+class Backends:
+    """The backend for each step of one run, chosen once from the settings."""
+
+    def __init__(self, workflow: Workflow, settings: Settings, *, preview: bool = False) -> None:
+        self.workflow = workflow
+        self.settings = settings
+        self.mode = "preview" if preview else settings.mode
+        self._cache: dict[str, Backend] = {}
+
+    def model_for(self, step: Step) -> str | None:
+        model = self.settings.model_override or self.workflow.models.get(step.role)
+        return litellm_model_name(model) if model else None
+
+    def timeout_for(self, step: Step) -> float:
+        if step.timeout is not None:
+            return step.timeout
+        if step.backend == "opencode":
+            return 900.0
+        return self.settings.timeout
+
+    def for_step(self, step: Step) -> Backend:
+        kind = self.mode if self.mode != "live" else step.backend
+        if kind not in self._cache:
+            self._cache[kind] = self._make(kind)
+        return self._cache[kind]
+
+    def _make(self, kind: str) -> Backend:
+        if kind == "preview":
+            from aethr.backends.mock import PreviewBackend
+
+            return PreviewBackend()
+        if kind == "mock":
+            from aethr.backends.mock import MockBackend
+
+            return MockBackend(self.settings.mock_responses)
+        if kind == "opencode":
+            from aethr.backends.opencode import OpenCodeBackend
+
+            return OpenCodeBackend(self.settings.opencode_bin)
+        from aethr.backends.live import LiteLLMBackend
+
+        return LiteLLMBackend()
+
+    def preflight(self) -> None:
+        """Refuse a live run that cannot work, before any call: a model step whose role has
+        no model (ConfigError), a missing key or tool (EnvironmentNotReady)."""
+        if self.mode != "live":
+            return
+        for step in self.workflow.steps:
+            if step.backend == "model" and self.model_for(step) is None:
+                raise ConfigError(
+                    f"step '{step.id}': role '{step.role}' has no model, and this is a live run",
+                    hint=f"add `{step.role}: openai:gpt-4o-mini` (or another model) under `models:`, "
+                    "or set AETHR_MODEL",
+                )
+        kinds = {step.backend for step in self.workflow.steps}
+        for kind in sorted(kinds):
+            backend = self.for_step(next(s for s in self.workflow.steps if s.backend == kind))
+            check = getattr(backend, "check_ready", None)
+            if check is not None:
+                for step in self.workflow.steps:
+                    if step.backend == kind:
+                        check(step.id, self.model_for(step))

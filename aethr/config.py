@@ -1,0 +1,321 @@
+"""The workflow file (`.aethr.yaml`): strict pydantic models and a loader.
+
+`load(path)` returns a validated `Workflow` or raises `ConfigError` whose
+message lists every problem as `FILE:LINE:COLUMN: what is wrong`, pointing at
+the YAML node that caused it (pydantic's error locations are mapped back to
+the nodes yaml composed).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from aethr.errors import ConfigError
+
+CONFIG_NAME = ".aethr.yaml"
+CONTEXT_KINDS = ("git_diff", "latest_diff", "file", "glob")
+_CONTEXT_FORMS = "git_diff, git_diff:<range>, latest_diff, file:<path>, glob:<pattern>"
+
+
+@dataclass(frozen=True)
+class ContextSource:
+    """One explicit context source: `kind` plus its argument (path, pattern or range)."""
+
+    kind: str
+    arg: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.arg}" if self.arg else self.kind
+
+
+def parse_context_source(value: object) -> ContextSource:
+    """Parse `git_diff`, `git_diff:<range>`, `latest_diff`, `file:<path>` or `glob:<pattern>`."""
+    if isinstance(value, ContextSource):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"a context source must be a non-empty string, one of: {_CONTEXT_FORMS}")
+    kind, sep, arg = value.strip().partition(":")
+    kind, arg = kind.strip(), arg.strip()
+    if kind not in CONTEXT_KINDS:
+        near = difflib.get_close_matches(kind, CONTEXT_KINDS, n=1)
+        maybe = f" (did you mean '{near[0]}'?)" if near else ""
+        raise ValueError(f"unknown context source kind '{kind}' in '{value}'{maybe}; use one of: {_CONTEXT_FORMS}")
+    if kind in ("file", "glob") and not arg:
+        what = "path" if kind == "file" else "pattern"
+        raise ValueError(f"'{value}' is empty: write {kind}:<{what}>, for example {kind}:README.md")
+    if kind == "latest_diff" and sep:
+        raise ValueError("latest_diff takes no argument")
+    return ContextSource(kind, arg)
+
+
+ContextSpec = Annotated[
+    ContextSource,
+    PlainValidator(parse_context_source),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(git_diff(:.+)?|latest_diff|file:.+|glob:.+)$",
+            "description": f"One of: {_CONTEXT_FORMS}",
+        }
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Repeat(_Strict):
+    """Send the run back to `back_to` until the condition holds, at most `max_iterations` passes."""
+
+    back_to: str = Field(description="An earlier step id; the slice back_to..this step repeats.")
+    until_review_pass: bool = Field(False, description="Stop when this step's output has a line 'Review status: pass'.")
+    until_contains: str | None = Field(
+        None, min_length=1, description="Stop when this step's output contains this text."
+    )
+    max_iterations: int = Field(3, ge=1, le=20, description="Passes of the slice, 1 to 20.")
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Repeat:
+        if self.until_review_pass == (self.until_contains is not None):
+            raise ValueError("give exactly one of `until_review_pass: true` or `until_contains: …`")
+        return self
+
+
+class Step(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Unique step id.")
+    role: str = Field(description="A role defined under `roles`.")
+    backend: Literal["model", "opencode"] = Field(
+        "model", description="`model` calls the role's model; `opencode` hands the step to OpenCode."
+    )
+    unsafe_permissions: bool = Field(False, description="OpenCode only: grant every permission without asking.")
+    context: list[ContextSpec] = Field(default_factory=list)
+    history_visibility: Literal["all", "latest", "summary", "none"] = "all"
+    timeout: float | None = Field(None, gt=0, description="Seconds per model request or agent run.")
+    repeat: Repeat | None = None
+
+
+class Workflow(_Strict):
+    workflow: str = Field(min_length=1, description="The workflow's name.")
+    roles: dict[str, str] = Field(description="Role name -> guidance text for that role.")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Role name -> LiteLLM model, `provider:model` or `provider/model`.",
+    )
+    steps: list[Step] = Field(min_length=1)
+
+    def step_index(self, step_id: str) -> int:
+        return next(i for i, s in enumerate(self.steps) if s.id == step_id)
+
+    def digest(self) -> str:
+        """A hash of the normalized workflow: comments and formatting do not change it."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def litellm_model_name(model: str) -> str:
+    """`openai:gpt-4o-mini` -> `openai/gpt-4o-mini`; `provider/model` is kept as is."""
+    colon, slash = model.find(":"), model.find("/")
+    if colon > 0 and (slash < 0 or colon < slash):
+        return model[:colon] + "/" + model[colon + 1 :]
+    return model
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+Loc = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class _Problem:
+    loc: Loc
+    message: str
+    on_key: bool = False  # point at the key itself (unknown or duplicate keys), not its value
+
+
+def load(path: Path) -> Workflow:
+    """Read and validate a workflow file. Raises ConfigError naming FILE:LINE:COLUMN."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no workflow file here",
+            hint="run `aethr init` to create one from a preset (`aethr init --list` shows them)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the workflow file: {exc}") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, name: str = CONFIG_NAME) -> Workflow:
+    """Validate workflow YAML text; `name` is used in error locations."""
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        raise ConfigError(f"{where}: malformed YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: malformed YAML: {exc}") from None
+
+    if root is None or data is None:
+        raise ConfigError(
+            f"{name}:1:1: the workflow file is empty",
+            hint="run `aethr init --force` to start again from a preset",
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{_where(name, root)}: the workflow file must be a mapping with `workflow`, `roles`, `models` and `steps`"
+        )
+    problems = _duplicate_keys(root, ())
+    if not problems:
+        try:
+            workflow = Workflow.model_validate(data)
+        except ValidationError as exc:
+            problems = [_describe(err) for err in exc.errors()]
+        else:
+            problems = _cross_check(workflow)
+            if not problems:
+                return workflow
+    lines = [f"{_where(name, _node_at(root, p.loc, p.on_key))}: {p.message}" for p in problems]
+    raise ConfigError("\n".join(lines), hint="`aethr schema` prints every allowed key")
+
+
+def _where(name: str, node: yaml.Node) -> str:
+    return f"{name}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _node_at(root: yaml.Node, loc: Loc, on_key: bool) -> yaml.Node:
+    """The deepest node along `loc`; a key that is named but absent falls back to its parent."""
+    node = root
+    for depth, item in enumerate(loc):
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == item), None)
+            if pair is None:
+                return node
+            last = depth == len(loc) - 1
+            node = pair[0] if last and on_key else pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(item, int) and item < len(node.value):
+            node = node.value[item]
+        else:
+            return node
+    return node
+
+
+def _duplicate_keys(node: yaml.Node, loc: Loc) -> list[_Problem]:
+    found: list[_Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                found.append(_Problem((*loc, key.value), f"duplicate key '{key.value}'", on_key=True))
+            seen.add(key.value)
+            found += _duplicate_keys(value, (*loc, key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            found += _duplicate_keys(value, (*loc, i))
+    return found
+
+
+def _path(loc: Loc) -> str:
+    text = ""
+    for item in loc:
+        text += f"[{item}]" if isinstance(item, int) else (f".{item}" if text else str(item))
+    return text or "(top level)"
+
+
+def _fields_at(parent: Loc) -> list[str]:
+    if not parent:
+        return list(Workflow.model_fields)
+    if parent[0] == "steps" and len(parent) == 2:
+        return list(Step.model_fields)
+    if parent[0] == "steps" and len(parent) == 3 and parent[2] == "repeat":
+        return list(Repeat.model_fields)
+    return []
+
+
+def _describe(err: Any) -> _Problem:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key, parent = loc[-1], loc[:-1]
+        allowed = _fields_at(parent)
+        near = difflib.get_close_matches(str(key), allowed, n=1)
+        maybe = f" (did you mean '{near[0]}'?)" if near else ""
+        where = f" in {_path(parent)}" if parent else ""
+        msg = f"unknown key '{key}'{where}{maybe}; allowed: {', '.join(allowed)}"
+        return _Problem(loc, msg, on_key=True)
+    if kind == "missing":
+        return _Problem(loc, f"{_path(loc)} is required")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return _Problem(loc, f"{_path(loc)}: {msg}")
+
+
+def _cross_check(wf: Workflow) -> list[_Problem]:
+    """Rules that span several keys: step ids, roles, models and loop targets."""
+    problems: list[_Problem] = []
+    roles = list(wf.roles)
+    role_list = ", ".join(roles) or "(none)"
+    for role in wf.models:
+        if role not in wf.roles:
+            msg = f"model given for unknown role '{role}'{_near(role, roles)}; roles: {role_list}"
+            problems.append(_Problem(("models", role), msg, on_key=True))
+    seen: dict[str, int] = {}
+    for i, step in enumerate(wf.steps):
+        if step.id in seen:
+            msg = f"duplicate step id '{step.id}' (also used by steps[{seen[step.id]}])"
+            problems.append(_Problem(("steps", i, "id"), msg))
+        seen.setdefault(step.id, i)
+        if step.role not in wf.roles:
+            msg = (
+                f"step '{step.id}' uses role '{step.role}', which is not defined under roles"
+                f"{_near(step.role, roles)}; roles: {role_list}"
+            )
+            problems.append(_Problem(("steps", i, "role"), msg))
+        if step.repeat:
+            target = step.repeat.back_to
+            earlier = [s.id for s in wf.steps[: i + 1]]
+            if target not in earlier:
+                later = any(s.id == target for s in wf.steps[i + 1 :])
+                why = "a later step" if later else "not a step of this workflow"
+                msg = (
+                    f"repeat.back_to '{target}' in step '{step.id}' is {why}"
+                    f"{_near(target, earlier)}; it must name this step or an earlier one"
+                )
+                problems.append(_Problem(("steps", i, "repeat", "back_to"), msg))
+    return problems
+
+
+def _near(word: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Workflow.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "aethr workflow (.aethr.yaml)"
+    return schema

@@ -1,0 +1,69 @@
+"""The one exception family of aethr, and the exit codes it maps to.
+
+    AethrError                exit 1   a failure the user can meet
+    ├── StepFailed            exit 1   a step's model or agent failed
+    ├── UsageError            exit 2   the command line is wrong
+    ├── ConfigError           exit 3   the workflow file is invalid
+    │   └── CheckpointError   exit 3   a checkpoint is missing, garbled or foreign
+    ├── EnvironmentNotReady   exit 4   a key, a tool or the repository is not ready
+    ├── LoopExhausted         exit 5   a repeat loop ran out of passes
+    └── Interrupted           exit 130 Ctrl-C or SIGTERM
+
+`cli.py` is the only place that turns these into a message and an exit code.
+Exit codes are part of the interface: scripts and CI gate on them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    STEP_FAILED = 1
+    USAGE = 2
+    INVALID_CONFIG = 3
+    NOT_READY = 4
+    LOOP_EXHAUSTED = 5
+    INTERRUPTED = 130
+
+
+class AethrError(Exception):
+    """A failure with a user-facing message, an optional hint and an exit code."""
+
+    exit_code: ExitCode = ExitCode.STEP_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        # Set by the executor when the run left a checkpoint to resume from.
+        self.checkpoint: str | None = None
+
+
+class StepFailed(AethrError):
+    exit_code = ExitCode.STEP_FAILED
+
+
+class UsageError(AethrError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(AethrError):
+    exit_code = ExitCode.INVALID_CONFIG
+
+
+class CheckpointError(ConfigError):
+    pass
+
+
+class EnvironmentNotReady(AethrError):
+    exit_code = ExitCode.NOT_READY
+
+
+class LoopExhausted(AethrError):
+    exit_code = ExitCode.LOOP_EXHAUSTED
+
+
+class Interrupted(AethrError):
+    exit_code = ExitCode.INTERRUPTED

@@ -1,0 +1,141 @@
+"""Every git subprocess call aethr makes, with typed results.
+
+Reads stream from git and stop at a byte cap, so an 8 MB diff is never held
+whole. Nothing here writes to the repository except `snapshot`, which stores
+blobs and a tree object (unreferenced, collected by git's own gc) through a
+temporary index, leaving the user's index untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+
+
+class GitError(Exception):
+    """A git command failed; the message says which and why."""
+
+
+class GitMissing(GitError):
+    """git is not installed or not on PATH."""
+
+
+@dataclass(frozen=True)
+class Capped:
+    text: str
+    truncated: bool
+    bytes_read: int
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, **_ENV, **(extra or {})}
+
+
+def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", "-c", "core.quotepath=off", *args],
+            cwd=root,
+            env=_env(env),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+    except FileNotFoundError:
+        raise GitMissing("git is not installed (or not on PATH)") from None
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout
+
+
+def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
+    """Run git and keep at most `cap` bytes of its output; stop git once the cap is hit."""
+    try:
+        proc = subprocess.Popen(
+            ["git", "-c", "core.quotepath=off", *args],
+            cwd=root,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        raise GitMissing("git is not installed (or not on PATH)") from None
+    assert proc.stdout is not None
+    data = proc.stdout.read(cap + 1)
+    truncated = len(data) > cap
+    if truncated:
+        proc.kill()
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = proc.wait()
+    if not truncated and code != 0:
+        raise GitError(f"git {' '.join(args)} failed: {stderr.strip() or code}")
+    return Capped(data[:cap].decode("utf-8", errors="replace"), truncated, min(len(data), cap))
+
+
+def toplevel(path: Path) -> Path | None:
+    """The repository's top folder, or None outside a repository. Raises GitMissing."""
+    out = _git(path, "rev-parse", "--show-toplevel", check=False).strip()
+    return Path(out) if out else None
+
+
+def head(root: Path) -> str | None:
+    """The commit HEAD points at, or None in a repository with no commits yet."""
+    out = _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip()
+    return out or None
+
+
+def tracked_diff(root: Path, cap: int, revision_range: str | None = None, pathspecs: list[str] | None = None) -> Capped:
+    """`git diff` of tracked files: staged and unstaged against HEAD (the empty tree before
+    the first commit), or of `revision_range` when given; `pathspecs` narrow it."""
+    base = revision_range or head(root) or EMPTY_TREE
+    if base.startswith("-"):
+        raise GitError(f"'{base}' is not a revision range")
+    args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", base, "--", ".", *(pathspecs or [])]
+    return _git_capped(root, args, cap)
+
+
+def list_files(root: Path, *, untracked_only: bool = False) -> list[str]:
+    """Files git knows below `root`: tracked plus untracked-not-ignored (or only the latter)."""
+    which = ["--others"] if untracked_only else ["--cached", "--others"]
+    out = _git(root, "ls-files", "-z", *which, "--exclude-standard", "--deduplicate")
+    return [name for name in out.split("\0") if name]
+
+
+def snapshot(root: Path, exclude: list[str] | None = None) -> str:
+    """A tree object of the working tree below `root` as it is now (untracked files included,
+    `.gitignore` honoured, `exclude` paths left out), built through a temporary index so the
+    user's staging is kept."""
+    git_dir = Path(_git(root, "rev-parse", "--absolute-git-dir").strip())
+    with tempfile.TemporaryDirectory(prefix="aethr-index-") as tmp:
+        index = Path(tmp) / "index"
+        real_index = git_dir / "index"
+        if real_index.exists():
+            # Starting from the real index keeps git's stat cache: unchanged files are not rehashed.
+            shutil.copyfile(real_index, index)
+        env = {"GIT_INDEX_FILE": str(index)}
+        _git(root, "add", "--all", "--", ".", env=env)
+        for path in exclude or []:
+            _git(root, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", path, env=env)
+        return _git(root, "write-tree", env=env).strip()
+
+
+def diff_trees(root: Path, before: str, after: str, cap: int) -> Capped:
+    return _git_capped(root, ["diff", "--no-ext-diff", "--no-color", before, after], cap)
+
+
+def changed_files(root: Path, before: str, after: str) -> list[str]:
+    out = _git(root, "diff", "--name-only", "-z", "--no-renames", before, after)
+    return [name for name in out.split("\0") if name]
+
+
+def diff_stat(root: Path, before: str, after: str) -> str:
+    return _git(root, "diff", "--stat=100", before, after).rstrip()

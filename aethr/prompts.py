@@ -1,0 +1,134 @@
+"""Pure text assembly: one step's prompt from the task, history, artifact and context.
+
+`build` does no I/O; the same text is what `--show-prompt` prints and what the
+model receives as its single user message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from aethr.config import Step, Workflow
+from aethr.context import CHARS_PER_TOKEN
+from aethr.results import Artifact, StepResult
+
+HISTORY_TOKENS_PER_STEP = 4_000
+HISTORY_TOKENS = 12_000
+PASS_LINE = "Review status: pass"
+REVISE_LINE = "Review status: revise"
+
+ROLE_INSTRUCTIONS: dict[str, str] = {
+    "planner": "You are the planner. Produce a short, numbered plan that another engineer can "
+    "follow. Name the files to change and how to verify the result. Do not write the code.",
+    "implementer": "You are the implementer. Make the change the plan describes, completely and "
+    "minimally. Show the code you change as unified diffs or whole files.",
+    "reviewer": "You are the reviewer. Check the change against the task. List findings as "
+    "high / medium / low with file and line; say plainly when there are none.",
+    "debugger": "You are the debugger. Find the root cause from the evidence. Say what you "
+    "checked, what you ruled out, and the most likely cause.",
+    "writer": "You are the technical writer. Change the documentation so that it matches the "
+    "code exactly; keep the existing voice.",
+    "test-planner": "You are the test planner. List the behaviours and edge cases worth "
+    "testing, one line each, most important first.",
+    "test-writer": "You are the test writer. Write focused tests that can fail, need no network, "
+    "and follow the project's test style.",
+}
+GENERIC_INSTRUCTIONS = "You are the {role}. Do your part of the task carefully and concisely."
+
+
+def preview_placeholder(step_id: str) -> str:
+    return f"[the output of step '{step_id}' will appear here when the workflow runs]"
+
+
+def select_history(results: Sequence[StepResult], visibility: str) -> list[StepResult]:
+    """The earlier results a step sees: the latest pass of each step, in the order they ran."""
+    latest: dict[str, StepResult] = {}
+    for result in results:
+        latest.pop(result.step_id, None)
+        latest[result.step_id] = result
+    ordered = list(latest.values())
+    if visibility == "none" or not ordered:
+        return []
+    if visibility == "latest":
+        return ordered[-1:]
+    return ordered
+
+
+def _cap(text: str, tokens: int) -> str:
+    limit = tokens * CHARS_PER_TOKEN
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[truncated: {len(text) - limit} more characters of this output]"
+
+
+def _history(results: list[StepResult], visibility: str) -> str:
+    if visibility == "summary":
+        lines = []
+        for r in results:
+            first = next((ln.strip() for ln in r.output.splitlines() if ln.strip()), "(no output)")
+            lines.append(f"- {r.step_id} ({r.role}, pass {r.iteration}): {first[:200]}")
+        return "\n".join(lines)
+    budget = HISTORY_TOKENS
+    parts = []
+    # Newest first when cutting, so the most recent output survives the overall cap.
+    for r in reversed(results):
+        body = _cap(r.output, min(HISTORY_TOKENS_PER_STEP, max(budget, 0)))
+        budget -= len(body) // CHARS_PER_TOKEN
+        parts.append(f"## {r.step_id} ({r.role}, pass {r.iteration})\n{body.rstrip()}")
+    return "\n\n".join(reversed(parts))
+
+
+def _reply_format(step: Step) -> str | None:
+    if step.repeat is None:
+        return None
+    if step.repeat.until_review_pass:
+        return (
+            "End your reply with exactly one of these lines:\n"
+            f"{PASS_LINE}\n{REVISE_LINE}\n"
+            f"Write `{PASS_LINE}` only when there are no high or medium findings; otherwise write "
+            f"`{REVISE_LINE}` and the work will be sent back to step '{step.repeat.back_to}'."
+        )
+    return (
+        f"When the work is complete, include the text `{step.repeat.until_contains}` in your reply. "
+        f"Leave it out if step '{step.repeat.back_to}' should run again."
+    )
+
+
+def build(
+    workflow: Workflow,
+    step: Step,
+    task: str,
+    history: Sequence[StepResult],
+    latest: Artifact | None,
+    context_blocks: Sequence[str],
+) -> str:
+    """The full prompt for `step`. `history` is every earlier result of the run, in order."""
+    role_text = ROLE_INSTRUCTIONS.get(step.role, GENERIC_INSTRUCTIONS.format(role=step.role))
+    sections = [f"# Role: {step.role}\n{role_text}"]
+    guidance = workflow.roles.get(step.role, "").strip()
+    if guidance:
+        sections.append(f"# Guidance from the workflow '{workflow.workflow}'\n{guidance}")
+    sections.append(f"# Task\n{task.strip()}")
+    visible = select_history(history, step.history_visibility)
+    if visible:
+        sections.append(f"# Earlier steps\n{_history(visible, step.history_visibility)}")
+    if latest is not None:
+        files = ", ".join(latest.changed_files) if latest.changed_files else "none"
+        sections.append(f"# Latest implementation\n{latest.describe()}. Changed files: {files}.")
+    if context_blocks:
+        sections.append("# Context\n" + "\n\n".join(context_blocks))
+    reply = _reply_format(step)
+    if reply:
+        sections.append(f"# Reply format\n{reply}")
+    return "\n\n".join(sections) + "\n"
+
+
+_STATUS = re.compile(r"^[\s>*_`#-]*review\s+status\s*:\s*[*_`]*\s*(pass|revise)\b", re.I | re.M)
+
+
+def review_status(text: str) -> str | None:
+    """`pass` or `revise` from the last status line of a reply (markdown emphasis, case and
+    whitespace tolerated), or None when the reply has no status line."""
+    found = _STATUS.findall(text)
+    return found[-1].lower() if found else None

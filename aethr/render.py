@@ -1,0 +1,196 @@
+"""Event sinks that show a run: terminal (Rich or plain), JSON lines, prompt preview.
+
+Step text and summaries go to stdout; progress notes (checkpoints, retries,
+loop decisions) go to stderr. Streamed text is written straight to the stream
+as it arrives, so showing a long answer stays linear in its length.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from aethr.events import (
+    CheckpointSaved,
+    Event,
+    LoopIteration,
+    PromptBuilt,
+    Retrying,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    TextChunk,
+    Usage,
+    to_dict,
+)
+
+
+def money(usage: Usage) -> str:
+    if usage.cost_usd is None:
+        return "unknown"
+    return f"${usage.cost_usd:.6f}" if usage.cost_usd else "$0"
+
+
+def tokens(usage: Usage) -> str:
+    return f"{usage.prompt_tokens}+{usage.completion_tokens}"
+
+
+class TerminalRenderer:
+    """Human output. With `color`, Rich draws the header and summary; without, plain text
+    with no escape codes and no wrapping (for pipes, files and NO_COLOR)."""
+
+    def __init__(self, out: IO[str], err: IO[str], *, color: bool, verbose: bool = False) -> None:
+        self.out, self.err, self.color, self.verbose = out, err, color, verbose
+        self._console: Any = None
+        self._at_line_start = True
+        self._mode = "mock"
+
+    def _model(self, model: str | None, backend: str) -> str:
+        name = model or "no model"
+        if backend != "model":
+            name = f"{backend} ({model})" if model else backend
+        return f"mock, for {name}" if self._mode == "mock" else name
+
+    def _rich(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.out, highlight=False, soft_wrap=True)
+        return self._console
+
+    def _line(self, text: str, style: str = "") -> None:
+        self._end_text()
+        if self.color and style:
+            self._rich().print(text, style=style, markup=False)
+        else:
+            self.out.write(text + "\n")
+
+    def _note(self, text: str) -> None:
+        self._end_text()
+        self.out.flush()
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def _end_text(self) -> None:
+        if not self._at_line_start:
+            self.out.write("\n")
+            self._at_line_start = True
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._started(event)
+        elif isinstance(event, StepStarted):
+            model = self._model(event.model, event.backend)
+            again = f" · pass {event.iteration}" if event.iteration > 1 else ""
+            self._line(f"\n── {event.step_id} · {event.role} · {model}{again}", "bold cyan")
+        elif isinstance(event, TextChunk):
+            self.out.write(event.text)
+            self.out.flush()
+            self._at_line_start = event.text.endswith("\n")
+        elif isinstance(event, StepFinished):
+            changed = ""
+            if event.changed_files is not None and self._mode == "live":
+                changed = f" · {len(event.changed_files)} file(s) changed"
+            self._line(
+                f"── done in {event.seconds:.1f}s · tokens {tokens(event.usage)} · {money(event.usage)}{changed}",
+                "dim",
+            )
+        elif isinstance(event, Retrying):
+            self._note(f"aethr: step '{event.step_id}': {event.reason}; retry {event.attempt} in {event.delay:.1f}s")
+        elif isinstance(event, LoopIteration):
+            verdict = "done" if event.passed else "again"
+            self._note(
+                f"aethr: loop {event.back_to}..{event.step_id} pass {event.passes}/{event.max_iterations}: "
+                f"{event.reason} → {verdict}"
+            )
+        elif isinstance(event, CheckpointSaved) and self.verbose:
+            self._note(f"aethr: checkpoint saved after '{event.step_id}': {event.path}")
+        elif isinstance(event, RunFinished | RunFailed):
+            self._summary(event)
+
+    def _started(self, event: RunStarted) -> None:
+        self._mode = event.mode
+        how = {"mock": "mock mode (no model is called; AETHR_LIVE=1 goes live)", "live": "live"}.get(
+            event.mode, event.mode
+        )
+        resumed = f" · resumed from {event.resumed_from}" if event.resumed_from else ""
+        self._line(f"aethr · workflow {event.workflow} · {len(event.steps)} step(s) · {how}{resumed}", "bold")
+        width = max(len(s.id) for s in event.steps)
+        role_width = max(len(s.role) for s in event.steps)
+        for s in event.steps:
+            self._line(f"  {s.id:<{width}}  {s.role:<{role_width}}  {self._model(s.model, s.backend)}", "dim")
+        if event.checkpoint:
+            self._note(f"aethr: checkpoint: {event.checkpoint}")
+
+    def _summary(self, event: RunFinished | RunFailed) -> None:
+        self._end_text()
+        failed = isinstance(event, RunFailed)
+        rows = [
+            (
+                s.step_id,
+                s.role,
+                "mock" if self._mode == "mock" else (s.model or ""),
+                "ok" if not s.iteration > 1 else f"ok (pass {s.iteration})",
+                f"{s.seconds:.1f}s",
+                tokens(s.usage),
+                money(s.usage),
+            )
+            for s in event.steps
+        ]
+        if isinstance(event, RunFailed) and event.step_id:
+            rows.append((event.step_id, "", "", "failed" if event.exit_code != 130 else "interrupted", "", "", ""))
+        title = "run failed" if failed else "run finished"
+        total = f"{event.seconds:.1f}s · tokens {tokens(event.usage)} · cost {money(event.usage)}"
+        if self.color:
+            from rich.table import Table
+
+            table = Table(title=f"{title} · {total}", title_justify="left", show_edge=False)
+            for column in ("step", "role", "model", "status", "time", "tokens", "cost"):
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*row, style="red" if row[3] in ("failed", "interrupted") else None)
+            self._rich().print()
+            self._rich().print(table)
+        else:
+            self.out.write(f"\n{title} · {total}\n")
+            table = [("step", "role", "model", "status", "time", "tokens", "cost"), *rows]
+            widths = [max(len(row[i]) for row in table) for i in range(7)]
+            for row in table:
+                self.out.write("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        self.out.flush()
+
+
+class JsonRenderer:
+    """`--json`: one JSON object per event on stdout, nothing else."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def emit(self, event: Event) -> None:
+        self.out.write(json.dumps(to_dict(event), ensure_ascii=False) + "\n")
+        self.out.flush()
+
+
+class PreviewRenderer:
+    """`--show-prompt`: every step's exact prompt and a report of its context."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.out.write(f"aethr · workflow {event.workflow} · prompt preview: no model is called\n")
+        elif isinstance(event, StepStarted):
+            model = event.model or "(mock)" if event.backend == "model" else f"{event.backend} {event.model or ''}"
+            self.out.write(f"\n{'=' * 72}\nstep {event.step_id} · role {event.role} · {model.strip()}\n{'=' * 72}\n")
+        elif isinstance(event, PromptBuilt):
+            self.out.write(event.prompt)
+            self.out.write(f"{'-' * 72}\ncontext report for {event.step_id}:\n")
+            if not event.context:
+                self.out.write("  (no context sources)\n")
+            for item in event.context:
+                note = f" · {item.note}" if item.note else ""
+                self.out.write(f"  {item.source}: {item.status} · ~{item.tokens} tokens{note}\n")
+        self.out.flush()

@@ -1,0 +1,97 @@
+"""The only reader of `os.environ` and of the project's `.env`.
+
+Everything else receives a frozen `Settings`. Variables:
+
+    AETHR_LIVE=1            call the models configured in the workflow
+    AETHR_MODEL=p:model     call this one model for every step (implies live)
+    AETHR_TIMEOUT=SECONDS   per-request timeout (default 120; a step's `timeout` wins)
+    AETHR_MOCK_RESPONSES=F  a JSON list of replies the mock model gives, in order
+    AETHR_OPENCODE_BIN=PATH the opencode executable (default: `opencode` on PATH)
+    AETHR_EDITOR            the editor for a task (then $VISUAL, then $EDITOR)
+    NO_COLOR                plain output even on a terminal
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aethr.errors import UsageError
+
+DEFAULT_TIMEOUT = 120.0
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    live: bool = False
+    model_override: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    mock_responses: Path | None = None
+    opencode_bin: str | None = None
+    no_color: bool = False
+    editor: str | None = None
+    dotenv_path: Path | None = None
+    dotenv_keys: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def mode(self) -> str:
+        return "live" if self.live else "mock"
+
+
+def find_dotenv(start: Path) -> Path | None:
+    """The nearest `.env` from `start` up to the repository root (the folder holding `.git`).
+
+    Outside a git repository only `start` itself is looked at, so a stray
+    `~/.env` is never picked up by accident.
+    """
+    start = start.resolve()
+    folders = (start, *start.parents)
+    repo = next((f for f in folders if (f / ".git").exists()), None)
+    search = folders[: folders.index(repo) + 1] if repo is not None else (start,)
+    return next((f / ".env" for f in search if (f / ".env").is_file()), None)
+
+
+def load(start: Path) -> Settings:
+    """Load the nearest `.env` into the process environment (never overriding a variable
+    that is already set) and read aethr's variables.
+
+    Keys must be in the environment because LiteLLM and OpenCode read them there.
+    Raises UsageError for a malformed AETHR_TIMEOUT.
+    """
+    dotenv_path = find_dotenv(start)
+    added: set[str] = set()
+    if dotenv_path is not None:
+        from dotenv import dotenv_values
+
+        for key, value in dotenv_values(dotenv_path).items():
+            if value is not None and key not in os.environ:
+                os.environ[key] = value
+                added.add(key)
+    env = os.environ
+    override = env.get("AETHR_MODEL", "").strip() or None
+    raw_timeout = env.get("AETHR_TIMEOUT", "").strip()
+    try:
+        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT
+        if timeout <= 0:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"AETHR_TIMEOUT={raw_timeout!r} is not a positive number of seconds") from None
+    mock = env.get("AETHR_MOCK_RESPONSES", "").strip()
+    return Settings(
+        live=override is not None or env.get("AETHR_LIVE", "").strip().lower() in _TRUE,
+        model_override=override,
+        timeout=timeout,
+        mock_responses=Path(mock) if mock else None,
+        opencode_bin=env.get("AETHR_OPENCODE_BIN", "").strip() or None,
+        no_color="NO_COLOR" in env,
+        editor=env.get("AETHR_EDITOR") or env.get("VISUAL") or env.get("EDITOR") or None,
+        dotenv_path=dotenv_path,
+        dotenv_keys=frozenset(added),
+    )
+
+
+def env_value(name: str) -> str | None:
+    """One environment variable (after `load`), for the few edges that need a raw value."""
+    return os.environ.get(name)
