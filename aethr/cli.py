@@ -15,7 +15,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
 
-import click
 import typer
 
 from aethr import __version__
@@ -96,7 +95,9 @@ def init(
             presets.write(available[0], target, force=False)  # raises the refusal before asking
         for number, p in enumerate(available, 1):
             typer.echo(f"  {number}. {p.name:<22} {p.description}")
-        choice = typer.prompt("Preset number", type=click.IntRange(1, len(available)))
+        choice = typer.prompt("Preset number", type=int)
+        if not 1 <= choice <= len(available):
+            raise UsageError(f"{choice} is not a preset number (1 to {len(available)})")
         chosen = available[choice - 1]
     else:
         chosen = presets.get(preset)
@@ -210,14 +211,19 @@ def main(argv: list[str] | None = None) -> None:
             if _verbose:
                 lines.append(Path(exc.checkpoint).read_text(encoding="utf-8"))
         _fail(int(exc.exit_code), lines)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail(ExitCode.INTERRUPTED, ["aethr: aborted"])
     except KeyboardInterrupt:
         _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:
+        # Typer's usage errors (unknown option, missing argument) know how to show themselves.
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            sys.stderr.write(f"aethr: error: {exc.format_message()}\n")
         raise SystemExit(ExitCode.USAGE) from None
     except BrokenPipeError:
         # The reader went away (`aethr run … | head`): not an error worth a message.

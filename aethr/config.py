@@ -149,6 +149,7 @@ class _Problem:
     loc: Loc
     message: str
     on_key: bool = False  # point at the key itself (unknown or duplicate keys), not its value
+    node: yaml.Node | None = None  # the exact node, when the location is ambiguous (duplicates)
 
 
 def load(path: Path) -> Workflow:
@@ -200,7 +201,7 @@ def parse(text: str, name: str = CONFIG_NAME) -> Workflow:
             problems = _cross_check(workflow)
             if not problems:
                 return workflow
-    lines = [f"{_where(name, _node_at(root, p.loc, p.on_key))}: {p.message}" for p in problems]
+    lines = [f"{_where(name, p.node or _node_at(root, p.loc, p.on_key))}: {p.message}" for p in problems]
     raise ConfigError("\n".join(lines), hint="`aethr schema` prints every allowed key")
 
 
@@ -231,7 +232,7 @@ def _duplicate_keys(node: yaml.Node, loc: Loc) -> list[_Problem]:
         seen: set[str] = set()
         for key, value in node.value:
             if key.value in seen:
-                found.append(_Problem((*loc, key.value), f"duplicate key '{key.value}'", on_key=True))
+                found.append(_Problem((*loc, key.value), f"duplicate key '{key.value}'", node=key))
             seen.add(key.value)
             found += _duplicate_keys(value, (*loc, key.value))
     elif isinstance(node, yaml.SequenceNode):

@@ -111,12 +111,29 @@ def check_resume(
 
 
 def ask_task(settings: Settings) -> str:
+    """Open the user's editor on a temporary file and return what they wrote.
+    Raises UsageError with no terminal, no editor, or an empty task."""
     if not sys.stdin.isatty():
         raise UsageError("no task given", hint='pass it as an argument: aethr run "what to do"')
-    import click
+    import shlex
+    import subprocess
+    import tempfile
 
-    text = click.edit(_TASK_TEMPLATE, editor=settings.editor, extension=".md")
-    lines = [ln for ln in (text or "").splitlines() if not ln.startswith("#")]
+    editor = settings.editor or "vi"
+    with tempfile.TemporaryDirectory(prefix="aethr-task-") as folder:
+        path = Path(folder) / "TASK.md"
+        path.write_text(_TASK_TEMPLATE, encoding="utf-8")
+        try:
+            code = subprocess.call([*shlex.split(editor), str(path)])
+        except OSError as exc:
+            raise UsageError(
+                f"cannot start the editor {editor!r}: {exc.strerror or exc}",
+                hint="set AETHR_EDITOR or EDITOR, or pass the task as an argument",
+            ) from None
+        if code != 0:
+            raise UsageError(f"the editor {editor!r} exited with status {code}; nothing was run")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
     task = "\n".join(lines).strip()
     if not task:
         raise UsageError("the task is empty: nothing to do")

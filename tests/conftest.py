@@ -1,0 +1,101 @@
+"""Shared fixtures: an isolated environment, real git repositories, and the CLI as a subprocess.
+
+Every test runs `python -m aethr` in a real process, so what is tested is what a
+user runs: argument parsing, the error boundary, exit codes, stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+_KEEP = {"PATH", "LANG", "LC_ALL", "SYSTEMROOT", "PYTHONPATH", "VIRTUAL_ENV"}
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def both(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No AETHR_*, no provider keys or base URLs, HOME and TMPDIR in a temp folder."""
+    home = tmp_path_factory.mktemp("home")
+    tmp = tmp_path_factory.mktemp("tmp")
+    for name in list(os.environ):
+        if name not in _KEEP:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@example.invalid")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@example.invalid")
+    yield tmp
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "--quiet", "--initial-branch=main")
+    for name, text in (files or {"README.md": "# project\n"}).items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "--quiet", "-m", "initial")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+def aethr(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120, stdin: str = "") -> Result:
+    """Run the CLI in a fresh interpreter, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "aethr", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+WORKFLOW_ONE_STEP = """\
+workflow: one
+roles:
+  reviewer: Review it.
+models:
+  reviewer: openai:gpt-4o-mini
+steps:
+  - id: review
+    role: reviewer
+    context: [{context}]
+"""
+
+
+def write_workflow(root: Path, text: str) -> Path:
+    path = root / ".aethr.yaml"
+    path.write_text(text)
+    return path

@@ -1,0 +1,151 @@
+"""`aethr init`, presets, examples, `validate`, `schema` and `version`, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aethr import __version__
+from tests.conftest import aethr
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = sorted(p.stem for p in (ROOT / "presets").glob("*.yaml"))
+EXPECTED = [
+    "add-tests",
+    "custom",
+    "debug-failing-test",
+    "docs-sync",
+    "plan-implement-review",
+    "review-existing-diff",
+]
+
+
+def test_the_six_presets_exist() -> None:
+    assert PRESETS == EXPECTED
+
+
+def test_list_describes_each_preset(tmp_path: Path) -> None:
+    result = aethr("init", "--list", cwd=tmp_path)
+    assert result.code == 0
+    lines = result.out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == EXPECTED
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines), "every preset has a description"
+    assert not (tmp_path / ".aethr.yaml").exists()
+
+
+@pytest.mark.parametrize("preset", EXPECTED)
+def test_each_preset_inits_and_validates(tmp_path: Path, preset: str) -> None:
+    result = aethr("init", preset, cwd=tmp_path)
+    assert result.code == 0, result.both
+    written = (tmp_path / ".aethr.yaml").read_text()
+    first = written.splitlines()[0]
+    assert first.startswith("# yaml-language-server: $schema=file://")
+    schema_file = Path(first.split("$schema=file://", 1)[1])
+    assert schema_file.is_file(), "the schema comment points at a real file"
+    assert json.loads(schema_file.read_text())["title"].startswith("aethr workflow")
+    assert aethr("validate", cwd=tmp_path).code == 0
+
+
+def test_existing_workflow_is_never_overwritten_without_force(tmp_path: Path) -> None:
+    (tmp_path / ".aethr.yaml").write_text("# mine\n")
+    result = aethr("init", "custom", cwd=tmp_path)
+    assert result.code == 2
+    assert "already exists" in result.err and "--force" in result.err
+    assert (tmp_path / ".aethr.yaml").read_text() == "# mine\n"
+    assert aethr("init", "custom", "--force", cwd=tmp_path).code == 0
+    assert "workflow: custom" in (tmp_path / ".aethr.yaml").read_text()
+
+
+def test_unknown_preset_lists_valid_names(tmp_path: Path) -> None:
+    result = aethr("init", "plan-review", cwd=tmp_path)
+    assert result.code == 2
+    assert "unknown preset 'plan-review'" in result.err
+    for name in EXPECTED:
+        assert name in result.err
+    assert not (tmp_path / ".aethr.yaml").exists()
+
+
+def test_no_preset_without_terminal_lists_names(tmp_path: Path) -> None:
+    result = aethr("init", cwd=tmp_path)
+    assert result.code == 2
+    assert "no preset given" in result.err
+    assert "plan-implement-review" in result.err
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_validates_and_routes_to_several_providers(tmp_path: Path, example: Path) -> None:
+    result = aethr("validate", "--config", str(example), cwd=tmp_path)
+    assert result.code == 0, result.both
+    text = example.read_text()
+    providers = {
+        line.split(":")[1].strip()
+        for line in text.splitlines()
+        if line.startswith("  ")
+        and ": " in line
+        and line.strip().split(":")[0] in text.split("models:")[1].split("steps:")[0]
+    }
+    assert len(providers) >= 2, f"{example.name} should route roles to different providers"
+
+
+def test_schema_is_json_and_matches_the_shipped_file(tmp_path: Path) -> None:
+    result = aethr("schema", cwd=tmp_path)
+    assert result.code == 0
+    schema = json.loads(result.out)
+    assert set(schema["properties"]) == {"workflow", "roles", "models", "steps"}
+    assert schema["additionalProperties"] is False
+    shipped = json.loads((ROOT / "aethr" / "workflow.schema.json").read_text())
+    assert schema == shipped, "regenerate aethr/workflow.schema.json with `aethr schema`"
+
+
+def test_version_both_ways(tmp_path: Path) -> None:
+    assert aethr("version", cwd=tmp_path).out.strip() == f"aethr {__version__}"
+    assert aethr("--version", cwd=tmp_path).out.strip() == f"aethr {__version__}"
+
+
+def test_help_and_usage_error_exit_codes(tmp_path: Path) -> None:
+    assert aethr("--help", cwd=tmp_path).code == 0
+    result = aethr("run", "--no-such-flag", cwd=tmp_path)
+    assert result.code == 2
+    assert "No such option" in result.err
+
+
+def test_installed_wheel_ships_the_presets(tmp_path: Path) -> None:
+    """Build the real wheel and run it from a plain install location, not the source tree."""
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("aethr-*.whl")
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    assert (target / "aethr" / "_presets" / "plan-implement-review.yaml").is_file()
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {"PYTHONPATH": str(target)}
+    listed = aethr("init", "--list", cwd=project, env=env)
+    assert listed.code == 0 and "docs-sync" in listed.out
+    assert aethr("init", "docs-sync", cwd=project, env=env).code == 0
+    first = (project / ".aethr.yaml").read_text().splitlines()[0]
+    assert str(target) in first, "the schema comment points into the installed package"
+    assert aethr("validate", cwd=project, env=env).code == 0
