@@ -239,8 +239,8 @@ def _glob(root: Path, source: ContextSource, budget: _Budget, file_tokens: int) 
     name = str(source)
     pattern = source.arg
     if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
-        refusal = f"refused {pattern}: globs must stay inside the project root"
-        return f"[{refusal}]", ContextItem(name, "refused", 0, refusal)
+        why = f"refused {pattern}: globs must stay inside the project root"
+        return f"[{why}]", ContextItem(name, "refused", 0, why)
     matcher = glob_regex(pattern)
     candidates = [rel for rel in _project_files(root) if matcher.fullmatch(rel)]
     if not candidates:
@@ -260,15 +260,15 @@ def _glob(root: Path, source: ContextSource, budget: _Budget, file_tokens: int) 
             parts.append(f"[{refusal}]")
             continue
         cap = budget.take(file_tokens)
-        text, note = _read(root / rel, cap)
-        if text is None:
+        content, note = _read(root / rel, cap)
+        if content is None:
             notes.append(f"{rel}: {note}")
             parts.append(f"[{rel}: {note}]")
             continue
         if note == "truncated":
-            text += f"\n[truncated: {rel} is longer than the cap of {cap // 1024} KB]"
+            content += f"\n[truncated: {rel} is longer than the cap of {cap // 1024} KB]"
             notes.append(f"{rel}: truncated")
-        body = f"--- {rel} ---\n{text}"
+        body = f"--- {rel} ---\n{content}"
         budget.spend(body)
         parts.append(body)
         included += 1

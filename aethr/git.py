@@ -139,3 +139,12 @@ def changed_files(root: Path, before: str, after: str) -> list[str]:
 
 def diff_stat(root: Path, before: str, after: str) -> str:
     return _git(root, "diff", "--stat=100", before, after).rstrip()
+
+
+def is_ignored(root: Path, path: str) -> bool:
+    return (
+        subprocess.run(
+            ["git", "check-ignore", "--quiet", "--", path], cwd=root, env=_env(), capture_output=True
+        ).returncode
+        == 0
+    )

@@ -155,9 +155,9 @@ class TerminalRenderer:
             self._rich().print(table)
         else:
             self.out.write(f"\n{title} · {total}\n")
-            table = [("step", "role", "model", "status", "time", "tokens", "cost"), *rows]
-            widths = [max(len(row[i]) for row in table) for i in range(7)]
-            for row in table:
+            lines = [("step", "role", "model", "status", "time", "tokens", "cost"), *rows]
+            widths = [max(len(row[i]) for row in lines) for i in range(7)]
+            for row in lines:
                 self.out.write("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
         self.out.flush()
 

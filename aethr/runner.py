@@ -165,6 +165,10 @@ def run_command(
     workflow = load_workflow(config_path)
     root = config_path.parent.resolve()
     settings = settings_mod.load(Path.cwd())
+    if settings.live and not show_prompt and any(s.backend == "model" for s in workflow.steps):
+        from aethr.backends.live import preload
+
+        preload()  # overlaps the seconds-long litellm import with the work below
     if show_prompt and resume:
         raise UsageError("--show-prompt and --resume-checkpoint do not go together")
 
@@ -179,7 +183,7 @@ def run_command(
     elif not task.strip():
         raise UsageError("the task is empty: nothing to do")
 
-    backends = Backends(workflow, settings, preview=show_prompt)
+    backends = Backends(workflow, settings, root, preview=show_prompt)
     backends.preflight()
     durability = None
     if not show_prompt:

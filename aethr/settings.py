@@ -95,3 +95,30 @@ def load(start: Path) -> Settings:
 def env_value(name: str) -> str | None:
     """One environment variable (after `load`), for the few edges that need a raw value."""
     return os.environ.get(name)
+
+
+_SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+
+
+def secret_values() -> list[str]:
+    """Values of key-like variables, so that text from providers can be scrubbed of them."""
+    return [v for k, v in os.environ.items() if k.upper().endswith(_SECRET_SUFFIXES) and len(v) >= 8]
+
+
+def prepare_litellm() -> None:
+    """Keep LiteLLM offline: use its bundled price list unless the user chose otherwise."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def key_source(name: str, dotenv_path: Path | None) -> tuple[str, str] | None:
+    """Where a key is set and its value: ("environment", v) or (".env", v); None if unset.
+    Call before `load`, which copies `.env` values into the environment."""
+    if os.environ.get(name):
+        return "environment", os.environ[name]
+    if dotenv_path is not None and dotenv_path.is_file():
+        from dotenv import dotenv_values
+
+        value = dotenv_values(dotenv_path).get(name)
+        if value:
+            return ".env", value
+    return None

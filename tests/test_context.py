@@ -163,7 +163,7 @@ def test_a_50_mb_file_is_capped_and_says_so(repo: Path) -> None:
 
 def test_a_multi_megabyte_diff_is_capped(repo: Path) -> None:
     for i in range(40):
-        (repo / f"gen{i}.txt").write_text(("line %d\n" % i) * 30_000)
+        (repo / f"gen{i}.txt").write_text(f"line {i}\n" * 30_000)
     git(repo, "add", "-A")
     out = preview(repo, "git_diff", "file:README.md")
     assert "[truncated: the diff is longer than this step's budget" in out

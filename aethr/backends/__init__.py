@@ -47,6 +47,10 @@ class Backend(Protocol):
     #: True when the backend edits the working tree; the executor then records the diff.
     edits_tree: bool
 
+    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
+        """Raise EnvironmentNotReady (a missing key, tool or repository) before any call."""
+        ...
+
     def complete(self, request: Request, emit: Emit) -> Completion:
         """Answer one step, emitting TextChunk (and Retrying) events as it goes.
         Raises StepFailed (or Interrupted) on failure."""
@@ -56,8 +60,9 @@ class Backend(Protocol):
 class Backends:
     """The backend for each step of one run, chosen once from the settings."""
 
-    def __init__(self, workflow: Workflow, settings: Settings, *, preview: bool = False) -> None:
+    def __init__(self, workflow: Workflow, settings: Settings, root: Path, *, preview: bool = False) -> None:
         self.workflow = workflow
+        self.root = root
         self.settings = settings
         self.mode = "preview" if preview else settings.mode
         self._cache: dict[str, Backend] = {}
@@ -108,11 +113,5 @@ class Backends:
                     hint=f"add `{step.role}: openai:gpt-4o-mini` (or another model) under `models:`, "
                     "or set AETHR_MODEL",
                 )
-        kinds = {step.backend for step in self.workflow.steps}
-        for kind in sorted(kinds):
-            backend = self.for_step(next(s for s in self.workflow.steps if s.backend == kind))
-            check = getattr(backend, "check_ready", None)
-            if check is not None:
-                for step in self.workflow.steps:
-                    if step.backend == kind:
-                        check(step.id, self.model_for(step))
+        for step in self.workflow.steps:
+            self.for_step(step).check_ready(step.id, self.model_for(step), self.root)

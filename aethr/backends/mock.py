@@ -54,6 +54,9 @@ class MockBackend:
         self._used += 1
         return reply
 
+    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
+        pass
+
     def complete(self, request: Request, emit: Emit) -> Completion:
         text = self._scripted(request.step_id)
         if text is None:
@@ -76,6 +79,9 @@ class PreviewBackend:
     """`--show-prompt`: the prompt is shown, nothing is called."""
 
     edits_tree = False
+
+    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
+        pass
 
     def complete(self, request: Request, emit: Emit) -> Completion:
         return Completion(preview_placeholder(request.step_id), Usage(estimate_tokens(request.prompt), 0, 0.0))
