@@ -88,6 +88,10 @@ class Executor:
             # after a step that edits the tree (see `_checkpoint`).
             state.fingerprint = self.durability.fingerprint()
             self._tree_changed = False
+            if resumed_from is None:
+                # Saved before any step, so even a failure in the first step leaves a resumable run.
+                self.durability.save(self.durability.path, state)
+                self._saved = True
         self.sink.emit(
             RunStarted(self.workflow.workflow, state.task, self.backends.mode, plan, checkpoint, resumed_from)
         )

@@ -53,7 +53,8 @@ def _litellm() -> ModuleType:
         litellm.suppress_debug_info = True
         litellm.telemetry = False
         logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-        return litellm
+        module: ModuleType = litellm
+        return module
 
 
 def preload() -> None:
@@ -139,6 +140,10 @@ class LiteLLMBackend:
                         emit(TextChunk(request.step_id, delta))
                     finish = getattr(choice, "finish_reason", None) or finish
                 usage = getattr(chunk, "usage", None) or usage
+            # LiteLLM's stream wrapper adds a synthetic "stop" when the provider sent no finish
+            # reason (a cut connection); the reason the provider really sent is kept here.
+            if hasattr(response, "received_finish_reason"):
+                finish = response.received_finish_reason or getattr(response, "intermittent_finish_reason", None)
             if finish is None:
                 raise StreamCut("the stream ended without a finish reason (the connection was cut)")
         except Exception as exc:
@@ -171,6 +176,19 @@ def _usage(litellm: ModuleType, model: str, prompt: str, text: str, usage: Any) 
     return Usage(prompt_tokens, completion_tokens, cost)
 
 
+def _connection_failed(litellm: ModuleType, exc: BaseException) -> bool:
+    """True if a connection error is anywhere in the exception's chain. LiteLLM reports some of
+    them (connection refused) as InternalServerError, with the original kept as its context."""
+    import openai
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, openai.APIConnectionError) and not isinstance(seen, openai.APITimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _retryable(litellm: ModuleType, exc: Exception) -> bool:
     if isinstance(exc, litellm.ContextWindowExceededError | litellm.BadRequestError):
         return False
@@ -201,7 +219,7 @@ def _short(litellm: ModuleType, exc: Exception) -> str:
         return "timed out"
     if isinstance(exc, StreamCut):
         return "the stream was cut"
-    if isinstance(exc, litellm.APIConnectionError):
+    if _connection_failed(litellm, exc):
         return "connection failed"
     return f"provider error ({status})" if status else type(exc).__name__
 
@@ -245,9 +263,9 @@ def _failure(litellm: ModuleType, exc: Exception, request: Request, attempts: in
             f"{who}: no answer within {request.timeout:g}s{tries}",
             hint="raise AETHR_TIMEOUT or the step's `timeout`, then resume",
         )
-    if isinstance(exc, litellm.APIConnectionError):
+    if _connection_failed(litellm, exc):
         return StepFailed(
-            f"{who}: cannot reach the provider{tries}: {detail}",
+            f"{who}: cannot reach the provider{tries}",
             hint="check the network and the base URL (OPENAI_API_BASE and friends), then resume",
         )
     if isinstance(status, int):

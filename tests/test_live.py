@@ -1,0 +1,247 @@
+"""Live runs through real LiteLLM HTTP calls to the project's loopback server.
+
+Nothing here reaches a real provider: OPENAI_API_BASE points every call at 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import aethr, write_workflow
+from tests.fake_openai import FakeOpenAI
+
+KEY = "sk-test-0123456789abcdef"
+
+ONE = """\
+workflow: one
+roles:
+  reviewer: Review it.
+models:
+  reviewer: openai:gpt-4o-mini
+steps:
+  - id: review
+    role: reviewer
+    context: [file:README.md]
+"""
+
+LOOP = """\
+workflow: loop
+roles:
+  implementer: Build.
+  reviewer: Review.
+models:
+  implementer: openai:gpt-4o-mini
+  reviewer: openai:gpt-4o-mini
+steps:
+  - id: implement
+    role: implementer
+  - id: review
+    role: reviewer
+    repeat: {back_to: implement, until_review_pass: true, max_iterations: 2}
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+def live_env(server: FakeOpenAI, **extra: str) -> dict[str, str]:
+    return {"AETHR_LIVE": "1", "OPENAI_API_KEY": KEY, "OPENAI_API_BASE": server.base_url, **extra}
+
+
+def test_streamed_answer_with_usage_and_cost(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [
+        {
+            "kind": "stream",
+            "text": "Looks fine to me.\nReview status: pass",
+            "prompt_tokens": 1000,
+            "completion_tokens": 100,
+        }
+    ]
+    write_workflow(repo, ONE)
+    result = aethr("run", "review the readme", cwd=repo, env=live_env(server))
+    assert result.code == 0, result.both
+    assert "Looks fine to me." in result.out
+    assert "tokens 1000+100" in result.out
+    # gpt-4o-mini from LiteLLM's bundled price table: 1000 * 0.15/1M + 100 * 0.6/1M
+    assert "$0.000210" in result.out
+    assert len(server.requests) == 1
+    body = server.requests[0]
+    assert body["model"] == "gpt-4o-mini" and body["stream"] is True
+    prompt = server.prompts()[0]
+    assert "# Task\nreview the readme" in prompt and "# project" in prompt
+    assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
+    assert KEY not in result.both
+
+
+def test_json_events_carry_usage(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, ONE)
+    result = aethr("run", "task", "--json", cwd=repo, env=live_env(server))
+    assert result.code == 0, result.both
+    events = [json.loads(line) for line in result.out.splitlines()]
+    finished = next(e for e in events if e["event"] == "step_finished")
+    assert finished["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "cost_usd": pytest.approx(5.85e-06)}
+    assert events[-1]["event"] == "run_finished"
+    assert KEY not in result.out
+
+
+def test_unknown_price_is_unknown_not_zero(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, ONE.replace("openai:gpt-4o-mini", "openai:house-model-7"))
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 0, result.both
+    assert "cost unknown" in result.out
+    assert server.requests[0]["model"] == "house-model-7"
+
+
+def test_aethr_model_overrides_every_role_and_implies_live(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, ONE)
+    env = live_env(server, AETHR_MODEL="openai:gpt-4o")
+    del env["AETHR_LIVE"]
+    result = aethr("run", "task", cwd=repo, env=env)
+    assert result.code == 0, result.both
+    assert server.requests[0]["model"] == "gpt-4o"
+
+
+def test_429_then_success_is_retried(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [
+        {"kind": "status", "code": 429, "headers": {"Retry-After": "0"}},
+        {"kind": "stream", "text": "second time lucky"},
+    ]
+    write_workflow(repo, ONE)
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 0, result.both
+    assert len(server.requests) == 2
+    assert "rate limited (429); retry 1" in result.err
+    assert result.out.count("second time lucky") == 1
+
+
+def test_persistent_500_fails_after_three_attempts(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [{"kind": "status", "code": 500, "message": "upstream exploded"}]
+    write_workflow(repo, ONE)
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 1, result.both
+    assert len(server.requests) == 3
+    assert "step 'review' (role reviewer, model openai/gpt-4o-mini)" in result.err
+    assert "after 3 attempt(s)" in result.err
+    assert "resume: aethr run --resume-checkpoint" in result.err
+    assert "Traceback" not in result.both
+
+
+def test_401_is_not_retried_and_names_the_fix(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [{"kind": "status", "code": 401, "message": f"Incorrect API key provided: {KEY}"}]
+    write_workflow(repo, ONE)
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 1
+    assert len(server.requests) == 1
+    assert "rejected the API key (401)" in result.err
+    assert "aethr auth login openai" in result.err
+    assert KEY not in result.both
+
+
+def test_400_is_not_retried(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [{"kind": "status", "code": 400, "message": "bad request"}]
+    write_workflow(repo, ONE)
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 1
+    assert len(server.requests) == 1
+
+
+def test_a_hang_fails_within_a_bound(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [{"kind": "hang"}]
+    write_workflow(repo, ONE)
+    started = time.monotonic()
+    result = aethr("run", "task", cwd=repo, env=live_env(server, AETHR_TIMEOUT="2"), timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.code == 1, result.both
+    assert "no answer within 2s after 3 attempt(s)" in result.err
+    assert len(server.requests) == 3
+    assert elapsed < 45, "three timeouts plus backoff, not forever"
+
+
+def test_connection_refused(repo: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    write_workflow(repo, ONE)
+    env = {"AETHR_LIVE": "1", "OPENAI_API_KEY": KEY, "OPENAI_API_BASE": f"http://127.0.0.1:{port}/v1"}
+    result = aethr("run", "task", cwd=repo, env=env)
+    assert result.code == 1, result.both
+    assert "cannot reach the provider after 3 attempt(s)" in result.err
+
+
+def test_a_dropped_stream_is_a_failure(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [{"kind": "drop", "text": "half an answ"}]
+    write_workflow(repo, ONE)
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 1, result.both
+    assert "broke off part-way" in result.err
+    assert len(server.requests) == 1, "text was already shown: no retry that would show it twice"
+
+
+def test_live_role_without_model_is_refused_before_any_call(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, ONE.replace("models:\n  reviewer: openai:gpt-4o-mini\n", ""))
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 3
+    assert "role 'reviewer' has no model" in result.err
+    assert server.requests == []
+
+
+def test_missing_key_exits_4_and_names_the_fix(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, ONE)
+    env = live_env(server)
+    del env["OPENAI_API_KEY"]
+    result = aethr("run", "task", cwd=repo, env=env)
+    assert result.code == 4
+    assert "step 'review' uses openai/gpt-4o-mini, which needs OPENAI_API_KEY" in result.err
+    assert "aethr auth login openai" in result.err and "export OPENAI_API_KEY=" in result.err
+    assert server.requests == []
+
+
+def test_loop_revise_then_pass_live(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [
+        {"kind": "stream", "text": "v1"},
+        {"kind": "stream", "text": "Missing a test.\n*Review status: revise*"},
+        {"kind": "stream", "text": "v2"},
+        {"kind": "stream", "text": "Good.\n**review status: PASS**"},
+    ]
+    write_workflow(repo, LOOP)
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 0, result.both
+    assert len(server.requests) == 4
+    assert "Missing a test." in server.prompts()[2], "the second implement pass sees the review"
+
+
+def test_loop_revise_forever_exits_5(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [{"kind": "stream", "text": "Review status: revise"}]
+    write_workflow(repo, LOOP)
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 5, result.both
+    assert len(server.requests) == 4
+    assert "ran 2 pass(es)" in result.err
+
+
+def test_key_from_dotenv_is_used(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, ONE)
+    (repo / ".env").write_text(f"OPENAI_API_KEY={KEY}\nOPENAI_API_BASE={server.base_url}\n")
+    sub = repo / "sub"
+    sub.mkdir()
+    result = aethr("run", "task", cwd=sub, env={"AETHR_LIVE": "1"})
+    assert result.code == 0, result.both
+    assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
+
+
+def test_dotenv_does_not_override_the_environment(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, ONE)
+    (repo / ".env").write_text("OPENAI_API_KEY=sk-from-dotenv-000000\n")
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 0, result.both
+    assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
