@@ -28,8 +28,8 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
-	$(BIN)/ruff check aethr tests bench
-	$(BIN)/ruff format --check aethr tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed
