@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO   ?= $(CURDIR)/demo-repo
+# The real OpenCode binary for the end-to-end tests, pinned, in a local prefix.
+OPENCODE_VERSION = 1.18.33
+OPENCODE_BIN     = $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
 export LITELLM_LOCAL_MODEL_COST_MAP = True
 
 .PHONY: demo test lint bench clean
@@ -26,8 +29,11 @@ demo: $(VENV)/.installed
 	@echo
 	@echo "The demo repository is at $(DEMO): cd there and try 'aethr run \"…\" --show-prompt'."
 
-test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+$(OPENCODE_BIN):
+	npm install --silent --no-audit --no-fund --prefix .tools opencode-linux-x64@$(OPENCODE_VERSION)
+
+test: $(VENV)/.installed $(OPENCODE_BIN)
+	AETHR_TEST_OPENCODE="$(OPENCODE_BIN)" $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -36,4 +42,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) demo-repo .pytest_cache .ruff_cache .mypy_cache build dist
+	rm -rf $(VENV) .tools demo-repo .pytest_cache .ruff_cache .mypy_cache build dist

@@ -34,6 +34,7 @@ from aethr.events import (
     StepFinished,
     StepPlan,
     StepStarted,
+    TextChunk,
     Usage,
 )
 from aethr.results import Artifact, StepResult
@@ -157,18 +158,18 @@ class Executor:
         self._tree_changed = self._tree_changed or backend.edits_tree
         completion = backend.complete(request, self.sink.emit)
         artifact = None
+        text = completion.text
         if step.backend != "model":
             artifact = self._artifact(step, before) if before is not None else self._unrun_artifact(step)
-        return StepResult(
-            step.id,
-            step.role,
-            model,
-            completion.text,
-            iteration,
-            self.clock() - begin,
-            completion.usage,
-            artifact,
-        )
+            if before is not None:
+                # Say plainly what the agent changed, as measured, not as the agent reported it.
+                files = f": {', '.join(artifact.changed_files)}" if artifact.changed_files else ""
+                lead = "" if not text or text.endswith("\n") else "\n"
+                note = f"{lead}[aethr] {artifact.describe()}{files}\n"
+                self.sink.emit(TextChunk(step.id, note))
+                text += note
+        seconds = self.clock() - begin
+        return StepResult(step.id, step.role, model, text, iteration, seconds, completion.usage, artifact)
 
     def _advance(self, step: Step, result: StepResult, state: RunState) -> None:
         """Move to the next step (or back into a loop), then checkpoint the new position."""

@@ -1,0 +1,221 @@
+"""The OpenCode backend with the real `opencode` binary against the loopback model server.
+
+`make test` installs the pinned binary into .tools/ and passes its path in
+AETHR_TEST_OPENCODE. Without it these tests are skipped locally, but in CI
+(CI=true) a missing binary is a failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import aethr, git, make_repo, write_workflow
+from tests.fake_openai import FakeOpenAI
+
+BINARY = os.environ.get("AETHR_TEST_OPENCODE", "")
+needs_opencode = pytest.mark.skipif(
+    not Path(BINARY).is_file() and os.environ.get("CI") != "true",
+    reason="set AETHR_TEST_OPENCODE to the opencode binary (`make test` installs it)",
+)
+
+WORKFLOW = """\
+workflow: build
+roles:
+  implementer: Build it.
+  reviewer: Review it.
+models:
+  implementer: fake:test-model
+  reviewer: openai:gpt-4o-mini
+steps:
+  - id: implement
+    role: implementer
+    backend: opencode
+    unsafe_permissions: {unsafe}
+    timeout: {timeout}
+  - id: review
+    role: reviewer
+    context: [latest_diff]
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI().start()
+    fake.runaway_seconds = 60
+    yield fake
+    fake.stop()
+
+
+def opencode_env(tmp: Path, server: FakeOpenAI, permission: object = None) -> dict[str, str]:
+    """An offline OpenCode: its own XDG folders, a stub plugin folder, our fake provider."""
+    assert Path(BINARY).is_file(), f"the opencode binary is missing: {BINARY!r}"
+    xdg = tmp / "xdg"
+    config = xdg / "config" / "opencode"
+    (config / "node_modules").mkdir(parents=True, exist_ok=True)
+    (config / "package.json").write_text('{"name": "stub", "version": "0.0.0"}')
+    (config / "package-lock.json").write_text(
+        '{"name": "stub", "version": "0.0.0", "lockfileVersion": 3, "packages": {}}'
+    )
+    provider = {
+        "npm": "@ai-sdk/openai-compatible",
+        "name": "Fake",
+        "options": {"baseURL": server.base_url, "apiKey": "test"},
+        "models": {"test-model": {"name": "test"}},
+    }
+    content: dict[str, object] = {"provider": {"fake": provider}, "enabled_providers": ["fake"]}
+    if permission is not None:
+        content["permission"] = permission
+    return {
+        "AETHR_LIVE": "1",
+        "AETHR_OPENCODE_BIN": BINARY,
+        "OPENAI_API_KEY": "sk-test-0123456789",
+        "OPENAI_API_BASE": server.base_url,
+        "XDG_CONFIG_HOME": str(xdg / "config"),
+        "XDG_DATA_HOME": str(xdg / "data"),
+        "XDG_CACHE_HOME": str(xdg / "cache"),
+        "XDG_STATE_HOME": str(xdg / "state"),
+        "OPENCODE_DISABLE_MODELS_FETCH": "1",
+        "OPENCODE_DISABLE_AUTOUPDATE": "1",
+        "OPENCODE_CONFIG_CONTENT": json.dumps(content),
+    }
+
+
+def write_call(path: Path, text: str) -> dict[str, object]:
+    return {"kind": "tool", "name": "write", "arguments": {"filePath": str(path), "content": text}}
+
+
+@needs_opencode
+def test_opencode_edits_and_the_reviewer_sees_exactly_that_diff(tmp_path: Path, server: FakeOpenAI) -> None:
+    repo = make_repo(tmp_path / "repo", {"README.md": "# project\n"})
+    (repo / "README.md").write_text("# project\nPRE-EXISTING CHANGE\n")
+    write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=120))
+    server.script = [
+        write_call(repo / "hello.py", "print('written by opencode')\n"),
+        {"kind": "stream", "text": "I wrote hello.py."},
+        {"kind": "stream", "text": "Looks right."},
+    ]
+    result = aethr("run", "create hello.py", cwd=repo, env=opencode_env(tmp_path, server), timeout=180)
+    assert result.code == 0, result.both
+    assert (repo / "hello.py").read_text() == "print('written by opencode')\n"
+    assert "· write hello.py: completed" in result.out
+    assert "I wrote hello.py." in result.out
+    assert "[aethr] step 'implement' changed 1 file(s): hello.py" in result.out
+    assert "tokens 22+14" in result.out, "tokens of both OpenCode model calls are recorded"
+    assert len(server.requests) == 3
+    review_prompt = server.prompts()[2]
+    assert "+print('written by opencode')" in review_prompt
+    assert "PRE-EXISTING CHANGE" not in review_prompt, "changes from before the step are not attributed to it"
+    assert "create hello.py" in server.prompts()[0], "OpenCode got the step's prompt on stdin"
+
+
+@needs_opencode
+def test_a_step_that_changes_nothing_says_so(tmp_path: Path, server: FakeOpenAI) -> None:
+    repo = make_repo(tmp_path / "repo")
+    write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=120))
+    server.script = [{"kind": "stream", "text": "Nothing to do."}, {"kind": "stream", "text": "ok"}]
+    result = aethr("run", "task", cwd=repo, env=opencode_env(tmp_path, server), timeout=180)
+    assert result.code == 0, result.both
+    assert "[aethr] step 'implement' changed no files" in result.out
+    assert "step 'implement' changed no files" in server.prompts()[1]
+
+
+@needs_opencode
+def test_an_endpoint_error_fails_the_step_with_a_resume_command(tmp_path: Path, server: FakeOpenAI) -> None:
+    repo = make_repo(tmp_path / "repo")
+    write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=120))
+    server.script = [{"kind": "status", "code": 400, "message": "scripted bad request"}]
+    result = aethr("run", "task", cwd=repo, env=opencode_env(tmp_path, server), timeout=180)
+    assert result.code == 1, result.both
+    assert "OpenCode reported an error: scripted bad request" in result.err
+    assert "resume: aethr run --resume-checkpoint" in result.err
+
+
+def _processes_with(marker: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+@needs_opencode
+def test_a_runaway_step_is_stopped_by_its_timeout_with_nothing_left(tmp_path: Path, server: FakeOpenAI) -> None:
+    repo = make_repo(tmp_path / "repo")
+    write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=8))
+    marker = "4242.5"
+    server.script = [
+        {
+            "kind": "tool",
+            "name": "bash",
+            "arguments": {"command": f"setsid sleep {marker} > /dev/null 2>&1 &", "description": "start a sleeper"},
+        },
+        {"kind": "runaway"},
+    ]
+    started = time.monotonic()
+    result = aethr("run", "task", cwd=repo, env=opencode_env(tmp_path, server), timeout=120)
+    assert result.code == 1, result.both
+    assert "· bash" in result.out and ": completed" in result.out, result.out
+    assert "did not finish within 8s and was stopped" in result.err
+    assert time.monotonic() - started < 60
+    time.sleep(0.5)
+    assert _processes_with(BINARY) == [], "no opencode process is left"
+    assert _processes_with(f"sleep {marker}") == [], "no shell it started is left"
+
+
+@needs_opencode
+def test_a_permission_rejection_is_a_failure(tmp_path: Path, server: FakeOpenAI) -> None:
+    repo = make_repo(tmp_path / "repo")
+    write_workflow(repo, WORKFLOW.format(unsafe="false", timeout=120))
+    server.script = [write_call(repo / "blocked.txt", "nope\n"), {"kind": "stream", "text": "Could not write."}]
+    env = opencode_env(tmp_path, server, permission={"edit": "ask"})
+    result = aethr("run", "task", cwd=repo, env=env, timeout=180)
+    assert result.code == 1, result.both
+    assert "OpenCode was refused permission for: edit" in result.err
+    assert "unsafe_permissions: true" in result.err
+    assert not (repo / "blocked.txt").exists()
+
+
+def test_missing_binary_exits_4(repo: Path) -> None:
+    write_workflow(repo, WORKFLOW.format(unsafe="false", timeout=60))
+    env = {"AETHR_LIVE": "1", "OPENAI_API_KEY": "sk-x-0123456789", "AETHR_OPENCODE_BIN": "/nonexistent/opencode"}
+    result = aethr("run", "task", cwd=repo, env=env)
+    assert result.code == 4, result.both
+    assert "npm install -g opencode-ai" in result.err
+
+
+def test_outside_git_exits_4(tmp_path: Path) -> None:
+    fake_bin = tmp_path / "opencode"
+    fake_bin.write_text("#!/bin/sh\nexit 0\n")
+    fake_bin.chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir()
+    write_workflow(project, WORKFLOW.format(unsafe="false", timeout=60))
+    env = {"AETHR_LIVE": "1", "OPENAI_API_KEY": "sk-x-0123456789", "AETHR_OPENCODE_BIN": str(fake_bin)}
+    result = aethr("run", "task", cwd=project, env=env)
+    assert result.code == 4, result.both
+    assert "needs a git repository" in result.err
+
+
+def test_mock_mode_never_starts_opencode(repo: Path, tmp_path: Path) -> None:
+    tripwire = tmp_path / "started"
+    fake_bin = tmp_path / "opencode"
+    fake_bin.write_text(f"#!/bin/sh\ntouch {tripwire}\necho changed > README.md\n")
+    fake_bin.chmod(0o755)
+    write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=60))
+    before = git(repo, "status", "--porcelain")
+    result = aethr("run", "task", cwd=repo, env={"AETHR_OPENCODE_BIN": str(fake_bin)})
+    assert result.code == 0, result.both
+    assert "Simulated: opencode was not started" in result.out
+    assert not tripwire.exists()
+    assert git(repo, "status", "--porcelain") == before
