@@ -136,16 +136,18 @@ def test_an_endpoint_error_fails_the_step_with_a_resume_command(tmp_path: Path, 
     assert "resume: aethr run --resume-checkpoint" in result.err
 
 
-def _processes_with(marker: str) -> list[str]:
+def _processes_running(argv0: str, *args: str) -> list[str]:
+    """Processes whose argv starts with `argv0` (and then `args`), by /proc."""
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(f"{entry.name}: {cmdline}")
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if argv and Path(argv[0]).name == Path(argv0).name and argv[1 : 1 + len(args)] == list(args):
+            found.append(f"{entry.name}: {' '.join(argv)}")
     return found
 
 
@@ -169,8 +171,8 @@ def test_a_runaway_step_is_stopped_by_its_timeout_with_nothing_left(tmp_path: Pa
     assert "did not finish within 8s and was stopped" in result.err
     assert time.monotonic() - started < 60
     time.sleep(0.5)
-    assert _processes_with(BINARY) == [], "no opencode process is left"
-    assert _processes_with(f"sleep {marker}") == [], "no shell it started is left"
+    assert _processes_running(BINARY, "run") == [], "no opencode process is left"
+    assert _processes_running("sleep", marker) == [], "no shell it started is left"
 
 
 @needs_opencode
