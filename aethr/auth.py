@@ -14,8 +14,7 @@ from pathlib import Path
 
 import typer
 
-from aethr import git
-from aethr.config import CONFIG_NAME
+from aethr import CONFIG_NAME, git
 from aethr.errors import UsageError
 from aethr.settings import key_source
 

@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from aethr import __version__
+from aethr import CONFIG_NAME, __version__
 from aethr.errors import AethrError, ExitCode, UsageError
 
 app = typer.Typer(
@@ -79,7 +79,6 @@ def init(
 ) -> None:
     """Copy a preset workflow into ./.aethr.yaml."""
     from aethr import presets
-    from aethr.config import CONFIG_NAME
 
     available = presets.all_presets()
     if list_:
@@ -110,10 +109,10 @@ def init(
 def validate(config: ConfigOpt = None, verbose: VerboseOpt = False) -> None:
     """Check the workflow file without running anything."""
     _set_verbose(verbose)
-    from aethr import runner
+    from aethr.config import find_config, load
 
-    path = runner.find_config(config)
-    wf = runner.load_workflow(path)
+    path = find_config(config)
+    wf = load(path)
     loops = sum(1 for s in wf.steps if s.repeat)
     typer.echo(
         f"{path}: ok · workflow {wf.workflow} · {len(wf.steps)} step(s) · {len(wf.roles)} role(s)"

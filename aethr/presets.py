@@ -10,7 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from aethr import CONFIG_NAME
 from aethr.errors import UsageError
+
+__all__ = ["CONFIG_NAME", "Preset", "all_presets", "get", "write"]
 
 SCHEMA_FILE = Path(__file__).with_name("workflow.schema.json")
 _SCHEMA_LINE = "# yaml-language-server: $schema="

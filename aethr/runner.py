@@ -13,37 +13,14 @@ from pathlib import Path
 from aethr import checkpoint, git
 from aethr import settings as settings_mod
 from aethr.backends import Backends
-from aethr.config import CONFIG_NAME, Workflow
-from aethr.config import load as load_config
-from aethr.errors import CheckpointError, ConfigError, EnvironmentNotReady, UsageError
+from aethr.config import Workflow, find_config
+from aethr.config import load as load_workflow
+from aethr.errors import CheckpointError, EnvironmentNotReady, UsageError
 from aethr.events import EventSink
 from aethr.executor import Durability, Executor
 from aethr.settings import Settings
 
 _TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored; an empty task aborts.\n"
-
-
-def find_config(given: Path | None) -> Path:
-    """`given`, or `.aethr.yaml` in the working directory or the nearest folder above it
-    (stopping at the repository's top). Raises ConfigError if there is none."""
-    if given is not None:
-        if not given.is_file():
-            raise ConfigError(f"{given}: no workflow file here", hint="check the --config path")
-        return given
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / CONFIG_NAME).is_file():
-            return folder / CONFIG_NAME
-        if (folder / ".git").exists():
-            break
-    raise ConfigError(
-        f"no {CONFIG_NAME} in {here} or the folders above it",
-        hint="run `aethr init` to create one from a preset (`aethr init --list` shows them)",
-    )
-
-
-def load_workflow(path: Path) -> Workflow:
-    return load_config(path)
 
 
 def fingerprint(root: Path, config_path: Path) -> str | None:
