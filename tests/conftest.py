@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_openai import FakeOpenAI
+
 _KEEP = {"PATH", "LANG", "LC_ALL", "SYSTEMROOT", "PYTHONPATH", "VIRTUAL_ENV"}
 
 
@@ -46,6 +48,31 @@ def clean_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@example.invalid")
     yield tmp
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    """The loopback OpenAI-compatible server; tests set `server.script` and read `server.requests`."""
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+LIVE_LOOP = """\
+workflow: loop
+roles:
+  implementer: Build.
+  reviewer: Review.
+models:
+  implementer: openai:gpt-4o-mini
+  reviewer: openai:gpt-4o-mini
+steps:
+  - id: implement
+    role: implementer
+  - id: review
+    role: reviewer
+    repeat: {{back_to: implement, until_review_pass: true, max_iterations: {max}}}
+"""
 
 
 def git(cwd: Path, *args: str) -> str:

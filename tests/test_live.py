@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, write_workflow
+from tests.conftest import LIVE_LOOP, aethr, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 KEY = "sk-test-0123456789abcdef"
@@ -29,29 +28,6 @@ steps:
     role: reviewer
     context: [file:README.md]
 """
-
-LOOP = """\
-workflow: loop
-roles:
-  implementer: Build.
-  reviewer: Review.
-models:
-  implementer: openai:gpt-4o-mini
-  reviewer: openai:gpt-4o-mini
-steps:
-  - id: implement
-    role: implementer
-  - id: review
-    role: reviewer
-    repeat: {back_to: implement, until_review_pass: true, max_iterations: 2}
-"""
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
 
 
 def live_env(server: FakeOpenAI, **extra: str) -> dict[str, str]:
@@ -213,7 +189,7 @@ def test_loop_revise_then_pass_live(repo: Path, server: FakeOpenAI) -> None:
         {"kind": "stream", "text": "v2"},
         {"kind": "stream", "text": "Good.\n**review status: PASS**"},
     ]
-    write_workflow(repo, LOOP)
+    write_workflow(repo, LIVE_LOOP.format(max=2))
     result = aethr("run", "task", cwd=repo, env=live_env(server))
     assert result.code == 0, result.both
     assert len(server.requests) == 4
@@ -222,7 +198,7 @@ def test_loop_revise_then_pass_live(repo: Path, server: FakeOpenAI) -> None:
 
 def test_loop_revise_forever_exits_5(repo: Path, server: FakeOpenAI) -> None:
     server.script = [{"kind": "stream", "text": "Review status: revise"}]
-    write_workflow(repo, LOOP)
+    write_workflow(repo, LIVE_LOOP.format(max=2))
     result = aethr("run", "task", cwd=repo, env=live_env(server))
     assert result.code == 5, result.both
     assert len(server.requests) == 4
@@ -245,3 +221,12 @@ def test_dotenv_does_not_override_the_environment(repo: Path, server: FakeOpenAI
     result = aethr("run", "task", cwd=repo, env=live_env(server))
     assert result.code == 0, result.both
     assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
+
+
+def test_openai_base_url_also_works(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, ONE)
+    env = live_env(server)
+    env["OPENAI_BASE_URL"] = env.pop("OPENAI_API_BASE")
+    result = aethr("run", "task", cwd=repo, env=env)
+    assert result.code == 0, result.both
+    assert len(server.requests) == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,14 +41,6 @@ steps:
     role: reviewer
     context: [latest_diff]
 """
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
-    fake.runaway_seconds = 60
-    yield fake
-    fake.stop()
 
 
 def opencode_env(tmp: Path, server: FakeOpenAI, permission: object = None) -> dict[str, str]:

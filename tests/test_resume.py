@@ -9,12 +9,11 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, git, write_workflow
+from tests.conftest import LIVE_LOOP, aethr, git, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 KEY = "sk-test-resume-0123456789"
@@ -38,31 +37,9 @@ steps:
     role: c
 """
 
-LOOP = """\
-workflow: loop
-roles:
-  implementer: Build.
-  reviewer: Review.
-models:
-  implementer: openai:gpt-4o-mini
-  reviewer: openai:gpt-4o-mini
-steps:
-  - id: implement
-    role: implementer
-  - id: review
-    role: reviewer
-    repeat: {back_to: implement, until_review_pass: true, max_iterations: 3}
-"""
 
 REVISE = {"kind": "stream", "text": "Review status: revise"}
 FAIL = {"kind": "status", "code": 400, "message": "scripted failure"}
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
 
 
 def env(server: FakeOpenAI) -> dict[str, str]:
@@ -173,7 +150,7 @@ def test_sigkill_during_step_two_then_resume_last(repo: Path, server: FakeOpenAI
 
 
 def test_resume_inside_a_loop_keeps_its_count(repo: Path, server: FakeOpenAI) -> None:
-    write_workflow(repo, LOOP)
+    write_workflow(repo, LIVE_LOOP.format(max=3))
     server.script = [{"kind": "stream", "text": "v1"}, REVISE, {"kind": "stream", "text": "v2"}, FAIL]
     first = aethr("run", "task", cwd=repo, env=env(server))
     assert first.code == 1, first.both
