@@ -8,6 +8,7 @@ temporary index, leaving the user's index untouched.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -81,10 +82,17 @@ def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
     return Capped(data[:cap].decode("utf-8", errors="replace"), truncated, min(len(data), cap))
 
 
+@functools.lru_cache(maxsize=16)
 def toplevel(path: Path) -> Path | None:
-    """The repository's top folder, or None outside a repository. Raises GitMissing."""
+    """The repository's top folder, or None outside a repository. Raises GitMissing.
+    Cached: a run asks it for every git source, and a repository does not move under a run."""
     out = _git(path, "rev-parse", "--show-toplevel", check=False).strip()
     return Path(out) if out else None
+
+
+@functools.lru_cache(maxsize=16)
+def _git_dir(root: Path) -> Path:
+    return Path(_git(root, "rev-parse", "--absolute-git-dir").strip())
 
 
 def head(root: Path) -> str | None:
@@ -114,7 +122,7 @@ def snapshot(root: Path, exclude: list[str] | None = None) -> str:
     """A tree object of the working tree below `root` as it is now (untracked files included,
     `.gitignore` honoured, `exclude` paths left out), built through a temporary index so the
     user's staging is kept."""
-    git_dir = Path(_git(root, "rev-parse", "--absolute-git-dir").strip())
+    git_dir = _git_dir(root)
     with tempfile.TemporaryDirectory(prefix="aethr-index-") as tmp:
         index = Path(tmp) / "index"
         real_index = git_dir / "index"
@@ -123,8 +131,8 @@ def snapshot(root: Path, exclude: list[str] | None = None) -> str:
             shutil.copyfile(real_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
         _git(root, "add", "--all", "--", ".", env=env)
-        for path in exclude or []:
-            _git(root, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", path, env=env)
+        if exclude:
+            _git(root, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *exclude, env=env)
         return _git(root, "write-tree", env=env).strip()
 
 
