@@ -12,22 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LIVE_LOOP, aethr, write_workflow
+from tests.conftest import LIVE_LOOP, WORKFLOW_ONE_STEP, aethr, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 KEY = "sk-test-0123456789abcdef"
 
-ONE = """\
-workflow: one
-roles:
-  reviewer: Review it.
-models:
-  reviewer: openai:gpt-4o-mini
-steps:
-  - id: review
-    role: reviewer
-    context: [file:README.md]
-"""
+ONE = WORKFLOW_ONE_STEP.format(context="file:README.md")
 
 
 def live_env(server: FakeOpenAI, **extra: str) -> dict[str, str]:
