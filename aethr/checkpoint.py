@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -75,11 +76,22 @@ class RunState:
                 next_index=int(data["next_index"]),
                 passes=passes,
                 latest=latest,
-                fingerprint=data["fingerprint"],
+                fingerprint=_fingerprint(data["fingerprint"]),
             )
         except (KeyError, TypeError, ValueError, StopIteration, AttributeError) as exc:
             raise CheckpointError(f"the checkpoint has the wrong shape ({type(exc).__name__}: {exc})") from None
         return state
+
+
+_FINGERPRINT = re.compile(r"head:(none|[0-9a-f]{40,64}) tree:[0-9a-f]{40,64}")
+
+
+def _fingerprint(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _FINGERPRINT.fullmatch(value):
+        raise ValueError(f"fingerprint {value!r} is not of the form 'head:<sha> tree:<sha>'")
+    return value
 
 
 def _str(value: Any) -> str:

@@ -212,8 +212,13 @@ def test_changed_tree_is_refused_unless_forced(repo: Path, server: FakeOpenAI) -
             "wrong shape",
         ),
         ('{"format": 99}', "wrong shape"),
+        (
+            '{"format": 1, "task": "t", "workflow": "three", "workflow_digest": "x", "results": [], '
+            '"next_index": 0, "passes": {}, "fingerprint": "edited by hand", "latest_step": null}',
+            "wrong shape",
+        ),
     ],
-    ids=["truncated", "garbled", "not an object", "wrong type", "unknown format"],
+    ids=["truncated", "garbled", "not an object", "wrong type", "unknown format", "bad fingerprint"],
 )
 def test_bad_checkpoints_exit_3(repo: Path, tmp_path: Path, content: str, message: str) -> None:
     write_workflow(repo, THREE)
