@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -212,3 +215,39 @@ def test_mock_mode_never_starts_opencode(repo: Path, tmp_path: Path) -> None:
     assert "Simulated: opencode was not started" in result.out
     assert not tripwire.exists()
     assert git(repo, "status", "--porcelain") == before
+
+
+@needs_opencode
+def test_ctrl_c_during_opencode_ends_its_tree_and_can_resume(tmp_path: Path, server: FakeOpenAI) -> None:
+    repo = make_repo(tmp_path / "repo")
+    write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=300))
+    marker = "4343.5"
+    server.script = [
+        {
+            "kind": "tool",
+            "name": "bash",
+            "arguments": {"command": f"setsid sleep {marker} > /dev/null 2>&1 &", "description": "start a sleeper"},
+        },
+        {"kind": "runaway"},
+    ]
+    env = {**os.environ, **opencode_env(tmp_path, server)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aethr", "run", "task"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(server.requests) < 2 or not _processes_running("sleep", marker):
+        assert time.monotonic() < deadline, "OpenCode never reached the runaway stream"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted during step 'implement'" in err
+    assert "resume: aethr run --resume-checkpoint" in err
+    time.sleep(0.5)
+    assert _processes_running(BINARY, "run") == [], "no opencode process is left"
+    assert _processes_running("sleep", marker) == [], "no shell it started is left"
