@@ -220,3 +220,15 @@ def test_openai_base_url_also_works(repo: Path, server: FakeOpenAI) -> None:
     result = aethr("run", "task", cwd=repo, env=env)
     assert result.code == 0, result.both
     assert len(server.requests) == 1
+
+
+def test_retry_after_is_honoured(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [
+        {"kind": "status", "code": 503, "headers": {"Retry-After": "2"}},
+        {"kind": "stream", "text": "back again"},
+    ]
+    write_workflow(repo, ONE)
+    result = aethr("run", "task", cwd=repo, env=live_env(server))
+    assert result.code == 0, result.both
+    assert "provider error (503); retry 1 in 2.0s" in result.err
+    assert len(server.requests) == 2
