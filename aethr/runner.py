@@ -7,6 +7,7 @@ above it, and checkpoints are keyed by it.
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -142,7 +143,8 @@ def run_command(
     workflow = load_workflow(config_path)
     root = config_path.parent.resolve()
     settings = settings_mod.load(Path.cwd())
-    if settings.live and not show_prompt and any(s.backend == "model" for s in workflow.steps):
+    uses_litellm = settings.live and not show_prompt and any(s.backend == "model" for s in workflow.steps)
+    if uses_litellm:
         from aethr.backends.live import preload
 
         preload()  # overlaps the seconds-long litellm import with the work below
@@ -169,6 +171,11 @@ def run_command(
             save=checkpoint.save,
             fingerprint=lambda: fingerprint(root, config_path),
         )
+    if not uses_litellm:
+        # A live model run re-enables it after the first call (backends.live), so that the
+        # LiteLLM import in the background is not collected through.
+        gc.freeze()
+        gc.enable()
     executor = Executor(workflow, root, backends, _sink(show_prompt, json_output, settings, verbose), durability)
     if state is None:
         assert task is not None

@@ -59,6 +59,10 @@ def _litellm() -> ModuleType:
 
         litellm.suppress_debug_info = True
         litellm.telemetry = False
+        # aethr takes tokens from the provider's usage (or its own estimate) and uses no LiteLLM
+        # callbacks: LiteLLM's own token counting loads a tokenizer on the first call (~0.1 s).
+        litellm.disable_token_counter = True
+        litellm.disable_streaming_logging = True
         logging.getLogger("LiteLLM").setLevel(logging.ERROR)
         module: ModuleType = litellm
         return module
