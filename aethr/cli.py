@@ -207,10 +207,7 @@ def _exit(code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `aethr` script and `python -m aethr`."""
-    # Start-up (Typer, pydantic, YAML, and in live runs LiteLLM) allocates heavily and frees
-    # little: collecting during it is wasted time (~6% of a command). `runner` turns the
-    # collector back on, with start-up's objects frozen, once a run's real work begins.
-    gc.disable()
+    gc.disable()  # already off when started through aethr.__main__.run; see there why
     try:
         _main(argv)
     except SystemExit as done:
