@@ -50,8 +50,7 @@ def _root(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and checkpoint JSON.")] = False,
 ) -> None:
-    global _verbose
-    _verbose = _verbose or verbose
+    _set_verbose(verbose)
 
 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and checkpoint JSON.")]

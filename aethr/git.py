@@ -39,9 +39,9 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **_ENV, **(extra or {})}
 
 
-def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+def _run(root: Path, args: tuple[str, ...], env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             ["git", "-c", "core.quotepath=off", *args],
             cwd=root,
             env=_env(env),
@@ -52,6 +52,10 @@ def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool 
         )
     except FileNotFoundError:
         raise GitMissing("git is not installed (or not on PATH)") from None
+
+
+def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    proc = _run(root, args, env)
     if check and proc.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
     return proc.stdout
@@ -150,9 +154,4 @@ def diff_stat(root: Path, before: str, after: str) -> str:
 
 
 def is_ignored(root: Path, path: str) -> bool:
-    return (
-        subprocess.run(
-            ["git", "check-ignore", "--quiet", "--", path], cwd=root, env=_env(), capture_output=True
-        ).returncode
-        == 0
-    )
+    return _run(root, ("check-ignore", "--quiet", "--", path), None).returncode == 0

@@ -183,7 +183,7 @@ class PreviewRenderer:
         if isinstance(event, RunStarted):
             self.out.write(f"aethr · workflow {event.workflow} · prompt preview: no model is called\n")
         elif isinstance(event, StepStarted):
-            model = event.model or "(mock)" if event.backend == "model" else f"{event.backend} {event.model or ''}"
+            model = (event.model or "(mock)") if event.backend == "model" else f"{event.backend} {event.model or ''}"
             self.out.write(f"\n{'=' * 72}\nstep {event.step_id} · role {event.role} · {model.strip()}\n{'=' * 72}\n")
         elif isinstance(event, PromptBuilt):
             self.out.write(event.prompt)

@@ -130,6 +130,15 @@ def test_an_endpoint_error_fails_the_step_with_a_resume_command(tmp_path: Path, 
     assert "resume: aethr run --resume-checkpoint" in result.err
 
 
+def sleeper_then_runaway(marker: str) -> list[dict[str, object]]:
+    """OpenCode's bash tool starts a shell in a session of its own, then the model never stops."""
+    command = f"setsid sleep {marker} > /dev/null 2>&1 &"
+    return [
+        {"kind": "tool", "name": "bash", "arguments": {"command": command, "description": "start a sleeper"}},
+        {"kind": "runaway"},
+    ]
+
+
 def _processes_running(argv0: str, *args: str) -> list[str]:
     """Processes whose argv starts with `argv0` (and then `args`), by /proc."""
     found = []
@@ -150,14 +159,7 @@ def test_a_runaway_step_is_stopped_by_its_timeout_with_nothing_left(tmp_path: Pa
     repo = make_repo(tmp_path / "repo")
     write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=8))
     marker = "4242.5"
-    server.script = [
-        {
-            "kind": "tool",
-            "name": "bash",
-            "arguments": {"command": f"setsid sleep {marker} > /dev/null 2>&1 &", "description": "start a sleeper"},
-        },
-        {"kind": "runaway"},
-    ]
+    server.script = sleeper_then_runaway(marker)
     started = time.monotonic()
     result = aethr("run", "task", cwd=repo, env=opencode_env(tmp_path, server), timeout=120)
     assert result.code == 1, result.both
@@ -222,14 +224,7 @@ def test_ctrl_c_during_opencode_ends_its_tree_and_can_resume(tmp_path: Path, ser
     repo = make_repo(tmp_path / "repo")
     write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=300))
     marker = "4343.5"
-    server.script = [
-        {
-            "kind": "tool",
-            "name": "bash",
-            "arguments": {"command": f"setsid sleep {marker} > /dev/null 2>&1 &", "description": "start a sleeper"},
-        },
-        {"kind": "runaway"},
-    ]
+    server.script = sleeper_then_runaway(marker)
     env = {**os.environ, **opencode_env(tmp_path, server)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "aethr", "run", "task"],
