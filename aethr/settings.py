@@ -106,8 +106,16 @@ def secret_values() -> list[str]:
 
 
 def prepare_litellm() -> None:
-    """Keep LiteLLM offline: use its bundled price list unless the user chose otherwise."""
+    """Keep LiteLLM offline and away from other `.env` files; call before importing it.
+
+    The bundled price list is used unless the user chose otherwise. LiteLLM's default mode
+    ("DEV") loads, on import, the first `.env` found walking up from *its own install folder*:
+    for a tool installed under the home folder that is a stray `~/.env`. aethr loads the
+    project's `.env` itself (see `load`), so LiteLLM is always put in its "PRODUCTION" mode,
+    whose only effect outside LiteLLM's proxy server is to skip that.
+    """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ["LITELLM_MODE"] = "PRODUCTION"
 
 
 def key_source(name: str, dotenv_path: Path | None) -> tuple[str, str] | None:

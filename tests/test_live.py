@@ -5,7 +5,9 @@ Nothing here reaches a real provider: OPENAI_API_BASE points every call at 127.0
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -232,3 +234,22 @@ def test_retry_after_is_honoured(repo: Path, server: FakeOpenAI) -> None:
     assert result.code == 0, result.both
     assert "provider error (503); retry 1 in 2.0s" in result.err
     assert len(server.requests) == 2
+
+
+def test_a_dotenv_above_the_installed_litellm_is_never_loaded(repo: Path, server: FakeOpenAI) -> None:
+    """LiteLLM's default mode loads the first `.env` above its own install folder on import;
+    aethr reads only the project's. Proven with a key placed where LiteLLM would look."""
+    spec = importlib.util.find_spec("litellm")
+    assert spec is not None and spec.origin is not None
+    stray = Path(spec.origin).parent.parent / ".env"  # site-packages/.env: on LiteLLM's walk up
+    if stray.exists() or not os.access(stray.parent, os.W_OK):
+        pytest.skip(f"cannot place a stray .env at {stray}")
+    stray.write_text(f"OPENAI_API_KEY={KEY}\nOPENAI_API_BASE={server.base_url}\n")
+    try:
+        write_workflow(repo, ONE)
+        result = aethr("run", "task", cwd=repo, env={"AETHR_LIVE": "1", "OPENAI_API_BASE": server.base_url})
+    finally:
+        stray.unlink()
+    assert result.code == 4, result.both
+    assert "needs OPENAI_API_KEY" in result.err
+    assert server.requests == []
