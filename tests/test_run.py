@@ -75,6 +75,12 @@ def test_json_output_is_only_json_lines(repo: Path) -> None:
     assert kinds.count("step_started") == 3 and kinds.count("step_finished") == 3
     assert "text" in kinds and "loop_iteration" in kinds
     assert events[-1]["usage"]["prompt_tokens"] > 0
+    # nested records are objects with named fields, not positional arrays
+    assert events[0]["steps"][0] == {"id": "plan", "role": "planner", "backend": "model", "model": "openai/gpt-4o-mini"}
+    built = next(e for e in events if e["event"] == "prompt_built")
+    assert all(set(item) == {"source", "status", "tokens", "note"} for item in built["context"])
+    assert [s["step_id"] for s in events[-1]["steps"]][:1] == ["plan"]
+    assert events[-1]["steps"][0]["usage"]["completion_tokens"] > 0
 
 
 def test_loop_revises_then_passes(repo: Path, tmp_path: Path) -> None:
