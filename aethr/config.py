@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import (
@@ -144,8 +144,7 @@ def litellm_model_name(model: str) -> str:
 Loc = tuple[int | str, ...]
 
 
-@dataclass(frozen=True)
-class _Problem:
+class _Problem(NamedTuple):
     loc: Loc
     message: str
     on_key: bool = False  # point at the key itself (unknown or duplicate keys), not its value

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from aethr import git
 from aethr.config import ContextSource
@@ -45,8 +45,7 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
 
 
-@dataclass(frozen=True)
-class Gathered:
+class Gathered(NamedTuple):
     blocks: tuple[str, ...]
     report: tuple[ContextItem, ...]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from aethr import context, git, prompts
 from aethr.backends import Backends, Request
@@ -42,8 +42,7 @@ from aethr.results import Artifact, StepResult
 ARTIFACT_BYTES = 400_000
 
 
-@dataclass(frozen=True)
-class Durability:
+class Durability(NamedTuple):
     """Where checkpoints go, and how the repository is fingerprinted after each step."""
 
     path: Path

@@ -13,8 +13,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
@@ -28,8 +28,7 @@ class GitMissing(GitError):
     """git is not installed or not on PATH."""
 
 
-@dataclass(frozen=True)
-class Capped:
+class Capped(NamedTuple):
     text: str
     truncated: bool
     bytes_read: int

@@ -7,8 +7,8 @@ in a source checkout it is read from beside the package.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from aethr import CONFIG_NAME
 from aethr.errors import UsageError
@@ -24,8 +24,7 @@ def _folder() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "presets"
 
 
-@dataclass(frozen=True)
-class Preset:
+class Preset(NamedTuple):
     name: str
     description: str
     text: str

@@ -14,8 +14,8 @@ Everything else receives a frozen `Settings`. Variables:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from aethr.errors import UsageError
 
@@ -23,8 +23,7 @@ DEFAULT_TIMEOUT = 120.0
 _TRUE = {"1", "true", "yes", "on"}
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     live: bool = False
     model_override: str | None = None
     timeout: float = DEFAULT_TIMEOUT
@@ -33,7 +32,7 @@ class Settings:
     no_color: bool = False
     editor: str | None = None
     dotenv_path: Path | None = None
-    dotenv_keys: frozenset[str] = field(default_factory=frozenset)
+    dotenv_keys: frozenset[str] = frozenset()
 
     @property
     def mode(self) -> str:

@@ -11,9 +11,8 @@ live model step runs (see `backends.live`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aethr.config import Step, Workflow, litellm_model_name
 from aethr.errors import ConfigError
@@ -23,8 +22,7 @@ from aethr.settings import Settings
 Emit = Callable[[Event], None]
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     step_id: str
     role: str
     backend: str  # the step's `backend:` ("model" or "opencode")
@@ -37,8 +35,7 @@ class Request:
     done_marker: str | None = None  # the text that ends this step's loop, if it controls one
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(NamedTuple):
     text: str
     usage: Usage
 
