@@ -86,16 +86,24 @@ def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
 
 
 @functools.lru_cache(maxsize=16)
+def _locate(path: Path) -> tuple[Path, Path] | None:
+    """The work tree's top folder and the git directory, in one call; None outside a work tree.
+    Cached: a run asks for every git source, and a repository does not move under a run."""
+    lines = _git(path, "rev-parse", "--show-toplevel", "--absolute-git-dir", check=False).splitlines()
+    return (Path(lines[0]), Path(lines[1])) if len(lines) == 2 else None
+
+
 def toplevel(path: Path) -> Path | None:
-    """The repository's top folder, or None outside a repository. Raises GitMissing.
-    Cached: a run asks it for every git source, and a repository does not move under a run."""
-    out = _git(path, "rev-parse", "--show-toplevel", check=False).strip()
-    return Path(out) if out else None
+    """The repository's top folder, or None outside a repository. Raises GitMissing."""
+    found = _locate(path)
+    return found[0] if found else None
 
 
-@functools.lru_cache(maxsize=16)
 def _git_dir(root: Path) -> Path:
-    return Path(_git(root, "rev-parse", "--absolute-git-dir").strip())
+    found = _locate(root)
+    if found is None:
+        raise GitError(f"{root} is not inside a git work tree")
+    return found[1]
 
 
 def head(root: Path) -> str | None:
