@@ -1,7 +1,7 @@
 # aethr: two commands from a fresh clone (see README).
 #   make demo   install into .venv and run a real workflow in mock mode on a scratch repository
 #   make test   install with the dev extra and run the whole test suite
-#   make bench  run the benchmarks under bench/ and print the table
+#   make bench  run the benchmarks under bench/ and print the table (GROUPS="startup live" for some)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -39,7 +39,7 @@ test: $(VENV)/.installed $(OPENCODE_BIN)
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(GROUPS)
 
 clean:
 	rm -rf $(VENV) .tools demo-repo .pytest_cache .ruff_cache .mypy_cache build dist
