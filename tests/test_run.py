@@ -205,21 +205,24 @@ def _run_in_pty(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, s
     return proc.returncode, out.decode()
 
 
+def _editor(folder: Path, script: str) -> dict[str, str]:
+    """An AETHR_EDITOR that runs `script` (a sh body; "$1" is the task file)."""
+    editor = folder / "editor.sh"
+    editor.write_text(f"#!/bin/sh\n{script}\n")
+    editor.chmod(0o755)
+    return {"AETHR_EDITOR": str(editor)}
+
+
 def test_task_from_the_editor(repo: Path, tmp_path: Path) -> None:
     aethr("init", "custom", cwd=repo)
-    editor = tmp_path / "editor.sh"
-    editor.write_text('#!/bin/sh\nprintf "rename the helper\\n# a comment\\n" > "$1"\n')
-    editor.chmod(0o755)
-    code, out = _run_in_pty(["run"], repo, {"AETHR_EDITOR": str(editor)})
+    env = _editor(tmp_path, 'printf "rename the helper\\n# a comment\\n" > "$1"')
+    code, out = _run_in_pty(["run"], repo, env)
     assert code == 0, out
     assert "Output of the assistant for: rename the helper" in out
 
 
 def test_empty_task_from_the_editor_aborts(repo: Path, tmp_path: Path) -> None:
     aethr("init", "custom", cwd=repo)
-    editor = tmp_path / "editor.sh"
-    editor.write_text('#!/bin/sh\n: > "$1"\n')
-    editor.chmod(0o755)
-    code, out = _run_in_pty(["run"], repo, {"AETHR_EDITOR": str(editor)})
+    code, out = _run_in_pty(["run"], repo, _editor(tmp_path, ': > "$1"'))
     assert code == 2
     assert "the task is empty" in out
