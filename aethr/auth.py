@@ -8,14 +8,14 @@ characters.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import typer
 
-from aethr import CONFIG_NAME, git
+from aethr import git, project
 from aethr.errors import UsageError
+from aethr.fsutil import atomic_write
 from aethr.settings import key_source
 
 PROVIDERS: dict[str, str] = {
@@ -26,19 +26,6 @@ PROVIDERS: dict[str, str] = {
     "openrouter": "OPENROUTER_API_KEY",
     "xai": "XAI_API_KEY",
 }
-
-
-def project_root(cwd: Path) -> Path:
-    """The folder holding the nearest .aethr.yaml (up to the repository's top), else the
-    repository's top, else `cwd`."""
-    here = cwd.resolve()
-    top = git.toplevel(here)
-    for folder in (here, *here.parents):
-        if (folder / CONFIG_NAME).is_file():
-            return folder
-        if top is not None and folder == top:
-            break
-    return top or here
 
 
 def masked(value: str) -> str:
@@ -64,24 +51,13 @@ def write_env_value(path: Path, name: str, value: str) -> bool:
     existing file's permissions were tightened to 0600."""
     lines: list[str] = []
     loose = False
-    if path.exists():
+    if path.is_file():
         loose = (path.stat().st_mode & 0o077) != 0
         lines = path.read_text(encoding="utf-8").splitlines()
     entry = f"{name}={_quote(value)}"
     kept = [ln for ln in lines if not ln.strip().removeprefix("export ").startswith(f"{name}=")]
     kept.append(entry)
-    tmp = path.with_name(f".env.aethr-{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(kept) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, ("\n".join(kept) + "\n").encode(), mode=0o600)
     return loose
 
 
@@ -99,7 +75,7 @@ def _ensure_ignored(root: Path) -> str | None:
     gitignore = root / ".gitignore"
     existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
     separator = "" if not existing or existing.endswith("\n") else "\n"
-    gitignore.write_text(f"{existing}{separator}.env\n", encoding="utf-8")
+    atomic_write(gitignore, f"{existing}{separator}.env\n".encode(), mode=0o644)
     return f"added .env to {gitignore} so the key is never committed"
 
 
@@ -110,7 +86,7 @@ def login(provider: str, key: str | None, cwd: Path) -> None:
         raise UsageError("no key given: nothing was written")
     if any(c in value for c in "\n\r"):
         raise UsageError("the key has a line break in it: nothing was written")
-    root = project_root(cwd)
+    root = project.find(cwd).root
     path = root / ".env"
     tightened = write_env_value(path, name, value)
     typer.echo(f"Saved {name} ({masked(value)}) to {path} (mode 0600).")
@@ -122,7 +98,7 @@ def login(provider: str, key: str | None, cwd: Path) -> None:
 
 
 def status(cwd: Path) -> None:
-    path = project_root(cwd) / ".env"
+    path = project.find(cwd).dotenv
     shown: set[str] = set()
     for provider, name in PROVIDERS.items():
         if name in shown:

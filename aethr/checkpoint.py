@@ -9,10 +9,9 @@ holds environment values or keys: results are model output only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import os
-import re
 import secrets
 import tempfile
 import time
@@ -21,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from aethr import __version__
-from aethr.errors import CheckpointError
-from aethr.results import Artifact, StepResult
+from aethr.errors import CheckpointError, EnvironmentNotReady
+from aethr.events import Usage
+from aethr.fingerprint import Fingerprint
+from aethr.fsutil import atomic_write
+from aethr.results import Artifact, StepResult, usage_from_dict
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass
@@ -38,7 +40,8 @@ class RunState:
     next_index: int = 0
     passes: dict[str, int] = field(default_factory=dict)
     latest: Artifact | None = None
-    fingerprint: str | None = None
+    fingerprint: Fingerprint | None = None
+    spent: Usage = field(default_factory=Usage)  # every step's usage, failed ones included
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,7 +52,8 @@ class RunState:
             "workflow_digest": self.workflow_digest,
             "next_index": self.next_index,
             "passes": self.passes,
-            "fingerprint": self.fingerprint,
+            "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
+            "spent": dataclasses.asdict(self.spent),
             "latest_step": self.latest.step_id if self.latest else None,
             "results": [r.to_dict() for r in self.results],
         }
@@ -76,22 +80,12 @@ class RunState:
                 next_index=int(data["next_index"]),
                 passes=passes,
                 latest=latest,
-                fingerprint=_fingerprint(data["fingerprint"]),
+                fingerprint=Fingerprint.from_dict(data["fingerprint"]),
+                spent=usage_from_dict(data["spent"]),
             )
         except (KeyError, TypeError, ValueError, StopIteration, AttributeError) as exc:
             raise CheckpointError(f"the checkpoint has the wrong shape ({type(exc).__name__}: {exc})") from None
         return state
-
-
-_FINGERPRINT = re.compile(r"head:(none|[0-9a-f]{40,64}) tree:[0-9a-f]{40,64}")
-
-
-def _fingerprint(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _FINGERPRINT.fullmatch(value):
-        raise ValueError(f"fingerprint {value!r} is not of the form 'head:<sha> tree:<sha>'")
-    return value
 
 
 def _str(value: Any) -> str:
@@ -114,19 +108,11 @@ def new_path(root: Path) -> Path:
 
 def save(path: Path, state: RunState) -> None:
     """Write atomically with mode 0600: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = json.dumps(state.to_dict(), indent=1).encode()
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise EnvironmentNotReady(f"cannot create the checkpoint folder {path.parent}: {exc.strerror}") from None
+    atomic_write(path, json.dumps(state.to_dict(), indent=1).encode(), mode=0o600)
 
 
 def load(path: Path) -> RunState:

@@ -20,7 +20,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from aethr import CONFIG_NAME, __version__
-from aethr.errors import AethrError, ExitCode, UsageError
+from aethr.errors import AethrError, ExitCode, InternalError, UsageError
 
 app = typer.Typer(
     name="aethr",
@@ -109,9 +109,11 @@ def init(
 def validate(config: ConfigOpt = None, verbose: VerboseOpt = False) -> None:
     """Check the workflow file without running anything."""
     _set_verbose(verbose)
-    from aethr.config import find_config, load
+    from aethr.config import load
+    from aethr.project import require_config
 
-    path = find_config(config)
+    path = require_config(Path.cwd(), config).config
+    assert path is not None
     wf = load(path)
     loops = sum(1 for s in wf.steps if s.repeat)
     typer.echo(
@@ -153,13 +155,15 @@ def run(
     from aethr import runner
 
     runner.run_command(
-        task=task,
-        config=config,
-        show_prompt=show_prompt,
-        json_output=json_,
-        resume=resume_checkpoint,
-        force_resume=force_resume,
-        verbose=_verbose,
+        runner.RunOptions(
+            task=task,
+            config=config,
+            show_prompt=show_prompt,
+            json_output=json_,
+            resume=resume_checkpoint,
+            force_resume=force_resume,
+            verbose=_verbose,
+        )
     )
 
 
@@ -204,6 +208,16 @@ def _exit(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _bug_lines(what: str, checkpoint: str | None) -> list[str]:
+    lines = [
+        f"aethr: internal error (this is a bug in aethr {__version__}): {what}",
+        "  hint: rerun with --verbose for the traceback, and please report it",
+    ]
+    if checkpoint:
+        lines.append(f"  resume: aethr run --resume-checkpoint {checkpoint}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `aethr` script and `python -m aethr`."""
     gc.disable()  # already off when started through aethr.__main__.run; see there why
@@ -220,6 +234,10 @@ def _main(argv: list[str] | None) -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app(args=argv, standalone_mode=False, prog_name="aethr")
+    except InternalError as exc:
+        if _verbose:
+            traceback.print_exc()
+        _fail(exc.exit_code, _bug_lines(exc.message, exc.checkpoint))
     except AethrError as exc:
         if _verbose:
             traceback.print_exc()
@@ -252,11 +270,5 @@ def _main(argv: list[str] | None) -> None:
     except Exception as exc:  # the boundary: anything else is a bug in aethr
         if _verbose:
             traceback.print_exc()
-        _fail(
-            ExitCode.STEP_FAILED,
-            [
-                f"aethr: internal error (this is a bug in aethr {__version__}): {type(exc).__name__}: {exc}",
-                "  hint: rerun with --verbose for the traceback, and please report it",
-            ],
-        )
+        _fail(ExitCode.INTERNAL, _bug_lines(f"{type(exc).__name__}: {exc}", None))
     raise SystemExit(0)

@@ -151,25 +151,6 @@ class _Problem(NamedTuple):
     node: yaml.Node | None = None  # the exact node, when the location is ambiguous (duplicates)
 
 
-def find_config(given: Path | None) -> Path:
-    """`given`, or `.aethr.yaml` in the working directory or the nearest folder above it
-    (stopping at the repository's top). Raises ConfigError if there is none."""
-    if given is not None:
-        if not given.is_file():
-            raise ConfigError(f"{given}: no workflow file here", hint="check the --config path")
-        return given
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / CONFIG_NAME).is_file():
-            return folder / CONFIG_NAME
-        if (folder / ".git").exists():
-            break
-    raise ConfigError(
-        f"no {CONFIG_NAME} in {here} or the folders above it",
-        hint="run `aethr init` to create one from a preset (`aethr init --list` shows them)",
-    )
-
-
 def load(path: Path) -> Workflow:
     """Read and validate a workflow file. Raises ConfigError naming FILE:LINE:COLUMN."""
     try:

@@ -1,10 +1,11 @@
 """Explicit context: turn a step's declared sources into labelled, bounded blocks.
 
 Rules, each visible as a one-line note in the prompt when it applies:
-- nothing outside the project root is read: `..`, absolute paths and symlinks
-  whose target leaves the root are refused;
-- `.git/` internals, `.env` / `.env.*` files and private keys are never included,
-  whatever a glob matches;
+- every path and every byte passes the one secret policy (`sensitive`): nothing
+  outside the project root, no `.git/` internals, no `.env` files or private keys,
+  judged by name, by what a symlink resolves to, and by content; in a diff, a
+  left-out file becomes a one-line note naming it;
+- only regular files are opened, never in a way that can block (FIFOs, devices);
 - binary (a NUL byte in the first 8 KiB) and non-UTF-8 files are skipped;
 - every file and diff is read only up to its cap: a 50 MB file costs a 32 KB read.
 
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+import stat
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from aethr import git
+from aethr import git, listing, sensitive
 from aethr.config import ContextSource
 from aethr.events import ContextItem
 from aethr.results import Artifact
@@ -29,16 +31,6 @@ CHARS_PER_TOKEN = 4
 FILE_TOKENS = 8_000
 STEP_TOKENS = 24_000
 _SNIFF = 8192
-_SECRET_NAMES = re.compile(r"(^|/)(\.env(\..*)?|id_(rsa|dsa|ecdsa|ed25519)|.*\.(pem|key|p12|pfx))$")
-_PRIVATE_KEY = b"PRIVATE KEY-----"
-_SECRET_PATHSPECS = [
-    ":(exclude,glob)**/.env",
-    ":(exclude,glob)**/.env.*",
-    ":(exclude,glob)**/*.pem",
-    ":(exclude,glob)**/*.key",
-    ":(exclude,glob)**/id_rsa",
-    ":(exclude,glob)**/id_ed25519",
-]
 
 
 def estimate_tokens(text: str) -> int:
@@ -74,6 +66,14 @@ def gather(
     refused input: each becomes a placeholder note in its block."""
     root = root.resolve()
     budget = _Budget(step_tokens)
+    cached: list[listing.Listing] = []
+
+    def files() -> listing.Listing:
+        # Listed at most once per step, and only if a source needs it.
+        if not cached:
+            cached.append(listing.list_project(root))
+        return cached[0]
+
     blocks: list[str] = []
     report: list[ContextItem] = []
     for source in sources:
@@ -83,13 +83,13 @@ def gather(
             report.append(ContextItem(str(source), "skipped", 0, note))
             continue
         if source.kind == "git_diff":
-            body, item = _git_diff(root, source, budget)
+            body, item = _git_diff(root, source, budget, files)
         elif source.kind == "latest_diff":
             body, item = _latest_diff(latest, source, budget)
         elif source.kind == "file":
             body, item = _file(root, source, budget, file_tokens)
         else:
-            body, item = _glob(root, source, budget, file_tokens)
+            body, item = _glob(root, source, budget, file_tokens, files())
         blocks.append(_block(source, body))
         report.append(item)
     return Gathered(tuple(blocks), tuple(report))
@@ -102,25 +102,24 @@ def _block(source: ContextSource, body: str) -> str:
 # --- git diffs ---------------------------------------------------------------------------------
 
 
-def _git_diff(root: Path, source: ContextSource, budget: _Budget) -> tuple[str, ContextItem]:
+def _git_diff(
+    root: Path, source: ContextSource, budget: _Budget, files: Callable[[], listing.Listing]
+) -> tuple[str, ContextItem]:
     name = str(source)
-    try:
-        top = git.toplevel(root)
-    except git.GitMissing:
-        return "[no diff: git is not installed]", ContextItem(name, "skipped", 0, "git not installed")
-    if top is None:
-        note = "not a git repository"
+    if git.toplevel(root) is None:
+        note = git.why_not_a_repository(root)
         return f"[no diff: {note}]", ContextItem(name, "skipped", 0, note)
     cap = budget.take(budget.left)
     try:
-        diff = git.tracked_diff(root, cap, source.arg or None, pathspecs=_SECRET_PATHSPECS)
-        parts, truncated = [diff.text], diff.truncated
+        names = git.tracked_names(root, source.arg or None)
+        refused = {rel: why for rel in names if (why := sensitive.by_name(rel))}
+        diff = git.tracked_diff(root, cap, source.arg or None, leave_out=sorted(refused))
+        notes = [f"[left out {rel}: {why}]\n" for rel, why in refused.items()]
+        parts, truncated = [_screen(diff.text), *notes], diff.truncated
         if not source.arg:
             room = cap - diff.bytes_read
-            for rel in git.list_files(root, untracked_only=True):
+            for rel in files().untracked:
                 patch = _untracked_patch(root, rel, room)
-                if patch is None:
-                    continue
                 if len(patch) > room:
                     truncated = True
                     break
@@ -136,21 +135,61 @@ def _git_diff(root: Path, source: ContextSource, budget: _Budget) -> tuple[str, 
         text += f"\n[truncated: the diff is longer than this step's budget of {cap // 1024} KB]"
     budget.spend(text)
     status = "truncated" if truncated else "included"
-    return text, ContextItem(name, status, estimate_tokens(text))
+    return text, ContextItem(name, status, estimate_tokens(text), "; ".join(n.strip("[]\n") for n in notes))
 
 
-def _untracked_patch(root: Path, rel: str, room: int) -> str | None:
-    """A new-file patch for an untracked file, a one-line note for one that is refused, or None."""
-    header = f"diff --git a/{rel} b/{rel}\nnew file mode 100644\n"
-    refusal = _refusal(root, rel)
+_FILE_HEADER = re.compile(r"^diff --git a/(.*?) b/", re.M)
+
+
+def _screen(diff: str) -> str:
+    """The diff with every file whose patch holds a secret (by content) replaced by a note."""
+    starts = [m.start() for m in _FILE_HEADER.finditer(diff)]
+    if not starts:
+        return diff
+    out = [diff[: starts[0]]]
+    for begin, end in zip(starts, [*starts[1:], len(diff)], strict=True):
+        section = diff[begin:end]
+        why = sensitive.by_content(section.encode("utf-8", errors="replace"))
+        if why:
+            header = section.split("\n", 1)[0]
+            match = _FILE_HEADER.match(section)
+            section = f"{header}\n[left out {match.group(1) if match else 'a file'}: {why}]\n"
+        out.append(section)
+    return "".join(out)
+
+
+def _untracked_patch(root: Path, rel: str, room: int) -> str:
+    """A new-file patch for an untracked file as `git add -N; git diff` renders it (symlinks
+    as their target path, the exec bit, line endings kept), or a one-line note."""
+    refusal = sensitive.by_name(rel)
+    path = root / rel
+    try:
+        info = path.lstat()
+    except OSError:
+        return f"diff --git a/{rel} b/{rel}\n[missing: {rel} disappeared while it was read]\n"
+    if stat.S_ISLNK(info.st_mode):
+        header = f"diff --git a/{rel} b/{rel}\nnew file mode 120000\n"
+        if refusal:
+            return f"{header}[left out {rel}: {refusal}]\n"
+        target = os.readlink(path)
+        return f"{header}--- /dev/null\n+++ b/{rel}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n"
+    mode = "100755" if info.st_mode & 0o100 else "100644"
+    header = f"diff --git a/{rel} b/{rel}\nnew file mode {mode}\n"
     if refusal:
-        return f"{header}[{refusal}]\n"
-    content, note = _read(root / rel, max(room, 0))
+        return f"{header}[left out {rel}: {refusal}]\n"
+    content, note = _read(path, max(room, 0))
     if content is None:
-        return f"{header}[{note}]\n"
-    lines = content.splitlines()
+        return f"{header}[left out {rel}: {note}]\n"
+    if not content:
+        return header
+    lines = content.split("\n")
+    last = lines.pop()  # "" when the file ends with a newline
     body = "".join(f"+{line}\n" for line in lines)
-    return f"{header}--- /dev/null\n+++ b/{rel}\n@@ -0,0 +1,{len(lines)} @@\n{body}"
+    if last:
+        body += f"+{last}\n\\ No newline at end of file\n"
+        lines.append(last)
+    count = "" if len(lines) == 1 else f",{len(lines)}"
+    return f"{header}--- /dev/null\n+++ b/{rel}\n@@ -0,0 +1{count} @@\n{body}"
 
 
 def _latest_diff(latest: Artifact | None, source: ContextSource, budget: _Budget) -> tuple[str, ContextItem]:
@@ -175,36 +214,31 @@ def _latest_diff(latest: Artifact | None, source: ContextSource, budget: _Budget
 
 def _refusal(root: Path, rel: str) -> str | None:
     """Why `rel` must not be read, or None. `root` is already resolved."""
-    pure = PurePosixPath(rel.replace(os.sep, "/"))
-    if pure.is_absolute() or Path(rel).is_absolute():
-        return f"refused {rel}: absolute paths are not allowed; use a path inside the project"
-    if ".." in pure.parts:
-        return f"refused {rel}: '..' would leave the project root"
-    if ".git" in pure.parts:
-        return f"refused {rel}: git internals are never included"
-    if _SECRET_NAMES.search(pure.as_posix()):
-        return f"refused {rel}: it may hold secrets (.env files and private keys are never included)"
-    resolved = (root / rel).resolve()
-    if not resolved.is_relative_to(root):
-        return f"refused {rel}: it is a symlink that leads outside the project root"
-    return None
+    why = sensitive.by_target(root, rel)
+    return f"refused {rel}: {why}" if why else None
 
 
 def _read(path: Path, cap: int) -> tuple[str | None, str]:
     """Up to `cap` bytes of a text file, or (None, why it was skipped)."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(cap + 1 if cap > 0 else _SNIFF)
+        # Non-blocking, and only regular files: a FIFO or a device would block or never end.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         return None, "missing: no such file"
-    except IsADirectoryError:
-        return None, "skipped: it is a directory"
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
+    with os.fdopen(fd, "rb") as handle:
+        kind = os.fstat(fd).st_mode
+        if stat.S_ISDIR(kind):
+            return None, "skipped: it is a directory"
+        if not stat.S_ISREG(kind):
+            return None, "skipped: not a regular file"
+        data = handle.read(cap + 1 if cap > 0 else _SNIFF)
     if b"\0" in data[:_SNIFF]:
         return None, "skipped: binary file"
-    if _PRIVATE_KEY in data[:_SNIFF]:
-        return None, "refused: it looks like a private key"
+    why = sensitive.by_content(data[: max(cap, _SNIFF)])
+    if why:
+        return None, f"refused: {why}"
     truncated = cap > 0 and len(data) > cap
     data = data[:cap]
     try:
@@ -234,14 +268,16 @@ def _file(root: Path, source: ContextSource, budget: _Budget, file_tokens: int) 
     return text, ContextItem(name, "truncated" if note else "included", estimate_tokens(text), note)
 
 
-def _glob(root: Path, source: ContextSource, budget: _Budget, file_tokens: int) -> tuple[str, ContextItem]:
+def _glob(
+    root: Path, source: ContextSource, budget: _Budget, file_tokens: int, files: listing.Listing
+) -> tuple[str, ContextItem]:
     name = str(source)
     pattern = source.arg
     if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
         why = f"refused {pattern}: globs must stay inside the project root"
         return f"[{why}]", ContextItem(name, "refused", 0, why)
-    matcher = glob_regex(pattern)
-    candidates = [rel for rel in _project_files(root) if matcher.fullmatch(rel)]
+    matches = listing.glob_matcher(pattern)
+    candidates = [rel for rel in files.files if matches(rel)]
     if not candidates:
         return "[no files match]", ContextItem(name, "empty", 0, "no files match")
     parts: list[str] = []
@@ -275,70 +311,3 @@ def _glob(root: Path, source: ContextSource, budget: _Budget, file_tokens: int) 
     status = "truncated" if any("truncated" in n or "left out" in n for n in notes) else "included"
     summary = f"{included} of {len(candidates)} file(s)"
     return text, ContextItem(name, status, estimate_tokens(text), "; ".join([summary, *notes]))
-
-
-def _project_files(root: Path) -> list[str]:
-    """Files git knows (tracked plus untracked-not-ignored), sorted; outside git, a walk."""
-    try:
-        if git.toplevel(root) is not None:
-            return sorted(git.list_files(root))
-    except git.GitError:
-        pass
-    found = []
-    ignored = _top_gitignore(root)
-    for folder, dirs, files in os.walk(root):
-        rel_folder = Path(folder).relative_to(root).as_posix()
-        prefix = "" if rel_folder == "." else rel_folder + "/"
-        dirs[:] = sorted(d for d in dirs if d != ".git" and not _ignored(prefix + d, ignored))
-        found += [prefix + f for f in files if not _ignored(prefix + f, ignored)]
-    return sorted(found)
-
-
-def _top_gitignore(root: Path) -> list[re.Pattern[str]]:
-    """Patterns of the root `.gitignore` (negations are not supported outside git)."""
-    try:
-        lines = (root / ".gitignore").read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
-    patterns = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith(("#", "!")):
-            continue
-        line = line.rstrip("/")
-        anchored = line.startswith("/") or "/" in line
-        line = line.lstrip("/")
-        patterns.append(glob_regex(line if anchored else f"**/{line}"))
-    return patterns
-
-
-def _ignored(rel: str, patterns: list[re.Pattern[str]]) -> bool:
-    return any(p.fullmatch(rel) for p in patterns)
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Translate a glob with `**` (any number of folders) to a regex over posix paths."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
-            end = pattern.index("]", i + 1)
-            body = pattern[i + 1 : end].replace("\\", "\\\\")
-            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out))

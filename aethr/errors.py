@@ -7,6 +7,7 @@
     │   └── CheckpointError   exit 3   a checkpoint is missing, garbled or foreign
     ├── EnvironmentNotReady   exit 4   a key, a tool or the repository is not ready
     ├── LoopExhausted         exit 5   a repeat loop ran out of passes
+    ├── InternalError         exit 70  a bug in aethr (any unexpected exception)
     └── Interrupted           exit 130 Ctrl-C or SIGTERM
 
 `cli.py` is the only place that turns these into a message and an exit code.
@@ -16,6 +17,10 @@ Exit codes are part of the interface: scripts and CI gate on them.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aethr.events import Usage
 
 
 class ExitCode(IntEnum):
@@ -25,6 +30,7 @@ class ExitCode(IntEnum):
     INVALID_CONFIG = 3
     NOT_READY = 4
     LOOP_EXHAUSTED = 5
+    INTERNAL = 70
     INTERRUPTED = 130
 
 
@@ -33,10 +39,13 @@ class AethrError(Exception):
 
     exit_code: ExitCode = ExitCode.STEP_FAILED
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, usage: Usage | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # What the failed step spent before it failed (None: nothing is known to be spent);
+        # the executor adds it to the run's spend, so no dollar goes uncounted.
+        self.usage = usage
         # Set by the executor when the run left a checkpoint to resume from.
         self.checkpoint: str | None = None
 
@@ -63,6 +72,12 @@ class EnvironmentNotReady(AethrError):
 
 class LoopExhausted(AethrError):
     exit_code = ExitCode.LOOP_EXHAUSTED
+
+
+class InternalError(AethrError):
+    """An unexpected exception: a bug. The run still leaves its checkpoint."""
+
+    exit_code = ExitCode.INTERNAL
 
 
 class Interrupted(AethrError):

@@ -19,11 +19,17 @@ from typing import Any, NamedTuple, Protocol
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens and cost of one step; `cost_usd` is None when the price is unknown."""
+    """Tokens and cost of one step or run.
+
+    `cost_usd` is None when the price is unknown (never silently $0). `at_least` marks a
+    floor: the cost of the calls that finished, when a call was cut off mid-way (an agent
+    stopped by a timeout or Ctrl-C) and may have cost more.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = 0.0
+    at_least: bool = False
 
     def __add__(self, other: Usage) -> Usage:
         cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
@@ -31,7 +37,12 @@ class Usage:
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             cost,
+            self.at_least or other.at_least,
         )
+
+    def cut_short(self) -> Usage:
+        """The same usage, as a floor: more may have been spent than was reported."""
+        return dataclasses.replace(self, at_least=True)
 
 
 class ContextItem(NamedTuple):
@@ -90,6 +101,14 @@ class Retrying(NamedTuple):
     event: str = "retrying"
 
 
+class UsageReported(NamedTuple):
+    """An agent's usage so far in a step (cumulative), as it reports it."""
+
+    step_id: str
+    usage: Usage
+    event: str = "usage"
+
+
 class StepFinished(NamedTuple):
     step_id: str
     role: str
@@ -144,6 +163,7 @@ Event = (
     | PromptBuilt
     | TextChunk
     | Retrying
+    | UsageReported
     | StepFinished
     | LoopIteration
     | CheckpointSaved

@@ -5,26 +5,36 @@ subclasses; `cli.py` decides what the user sees. Its state (`RunState`) is all
 a resume needs, so a resumed run continues exactly where the last completed
 step left it, loop counters included.
 
-Loop rule: a step with `repeat` is a controller. After it runs, its condition is
-checked; if it fails and fewer than `max_iterations` passes ran, the run goes
-back to `back_to` (the loops inside that slice start counting afresh). When the
-passes run out the run stops with LoopExhausted; resuming grants a new round.
+Loop rule: a step with `repeat` is a controller. After it runs, its condition
+(`conditions`) is checked; if it fails and fewer than `max_iterations` passes
+ran, the run goes back to `back_to` (the loops inside that slice start counting
+afresh). When the passes run out the run stops with LoopExhausted; resuming
+grants a new round.
+
+Spend: `state.spent` counts every step's usage, failed and interrupted ones
+included (a failure carries its usage; an agent reports usage as it goes), so the
+run's total is what was really spent, and an unknown cost stays unknown.
+
+The executor knows no modes: it asks its backends which backend answers a step,
+whether loops are followed (not in a preview), and whether a step edits the tree.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import context, git, prompts
-from aethr.backends import Backends, Request
+from aethr import conditions, context, git, prompts
+from aethr.backends import Backend, Backends, Completion, Request
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
-from aethr.errors import AethrError, EnvironmentNotReady, Interrupted, LoopExhausted
+from aethr.errors import AethrError, EnvironmentNotReady, InternalError, Interrupted, LoopExhausted
 from aethr.events import (
     CheckpointSaved,
+    Event,
     EventSink,
     LoopIteration,
     PromptBuilt,
@@ -36,7 +46,9 @@ from aethr.events import (
     StepStarted,
     TextChunk,
     Usage,
+    UsageReported,
 )
+from aethr.fingerprint import Fingerprint
 from aethr.results import Artifact, StepResult
 
 ARTIFACT_BYTES = 400_000
@@ -47,7 +59,7 @@ class Durability(NamedTuple):
 
     path: Path
     save: Callable[[Path, RunState], None]
-    fingerprint: Callable[[], str | None]
+    fingerprint: Callable[[], Fingerprint | None]
 
 
 class Executor:
@@ -66,9 +78,10 @@ class Executor:
         self.sink = sink
         self.durability = durability
         self.clock = clock
-        self.preview = backends.mode == "preview"
         self._saved = False
         self._tree_changed = False
+        self._reported: Usage | None = None  # the running step's usage so far, as its agent reported it
+        self._before: str | None = None  # the tree before the running step, when it edits the tree
 
     def new_state(self, task: str) -> RunState:
         return RunState(task=task, workflow=self.workflow.workflow, workflow_digest=self.workflow.digest())
@@ -101,22 +114,41 @@ class Executor:
                 current = self.workflow.steps[state.next_index]
                 result = self._run_step(current, state)
                 state.results.append(result)
+                state.spent = state.spent + result.usage
                 if result.artifact is not None:
                     state.latest = result.artifact
                 self._advance(current, result, state)
         except KeyboardInterrupt:
-            error: AethrError = Interrupted("interrupted" + (f" during step '{current.id}'" if current else ""))
+            where = f" during step '{current.id}'" if current else ""
+            error: AethrError = Interrupted(f"interrupted{where}", usage=self._cut_short(current))
             self._fail(state, error, current, started)
             raise error from None
         except AethrError as exc:
             self._fail(state, exc, current, started)
             raise
+        except Exception as exc:  # a bug: still leave the checkpoint, and say it is one
+            error = InternalError(f"{type(exc).__name__}: {exc}", usage=self._cut_short(current))
+            self._fail(state, error, current, started)
+            raise error from exc
         finished = tuple(self._finished(r) for r in state.results)
-        self.sink.emit(RunFinished(self.workflow.workflow, self.clock() - started, _total(state), finished))
+        self.sink.emit(RunFinished(self.workflow.workflow, self.clock() - started, state.spent, finished))
         return state
 
+    def _cut_short(self, step: Step | None) -> Usage | None:
+        """What a step stopped mid-way spent: its reported usage as a floor; unknown if it
+        could spend and reported nothing; nothing if it had not started or spends nothing."""
+        if step is None or self._reported is None:
+            return None
+        return self._reported.cut_short()
+
     def _fail(self, state: RunState, error: AethrError, step: Step | None, started: float) -> None:
+        if error.usage is not None:
+            state.spent = state.spent + error.usage
+        self._reported = None
         if self.durability and self._saved:
+            with contextlib.suppress(OSError):
+                # Keep what the failed step spent: a resume counts it.
+                self.durability.save(self.durability.path, state)
             error.checkpoint = str(self.durability.path)
         finished = tuple(self._finished(r) for r in state.results)
         self.sink.emit(
@@ -126,7 +158,7 @@ class Executor:
                 int(error.exit_code),
                 step.id if step else None,
                 self.clock() - started,
-                _total(state),
+                state.spent,
                 error.checkpoint,
                 finished,
             )
@@ -140,6 +172,7 @@ class Executor:
         gathered = context.gather(step.context, self.root, state.latest)
         prompt = prompts.build(self.workflow, step, state.task, state.results, state.latest, gathered.blocks)
         self.sink.emit(PromptBuilt(step.id, prompt, gathered.report))
+        condition = conditions.for_step(step)
         request = Request(
             step_id=step.id,
             role=step.role,
@@ -150,37 +183,56 @@ class Executor:
             timeout=self.backends.timeout_for(step),
             root=self.root,
             unsafe_permissions=step.unsafe_permissions,
-            done_marker=_done_marker(step),
+            done_marker=condition.marker if condition else None,
         )
         begin = self.clock()
-        before = self._snapshot() if backend.edits_tree else None
-        self._tree_changed = self._tree_changed or backend.edits_tree
-        completion = backend.complete(request, self.sink.emit)
-        artifact = None
-        text = completion.text
-        if step.backend != "model":
-            artifact = self._artifact(step, before) if before is not None else self._unrun_artifact(step)
-            if before is not None:
-                # Say plainly what the agent changed, as measured, not as the agent reported it.
-                files = f": {', '.join(artifact.changed_files)}" if artifact.changed_files else ""
-                lead = "" if not text or text.endswith("\n") else "\n"
-                note = f"{lead}[aethr] {artifact.describe()}{files}\n"
-                self.sink.emit(TextChunk(step.id, note))
-                text += note
+        completion = self._complete(backend, request)
+        artifact, text = self._artifact_of(step, completion)
         seconds = self.clock() - begin
         return StepResult(step.id, step.role, model, text, iteration, seconds, completion.usage, artifact)
+
+    def _complete(self, backend: Backend, request: Request) -> Completion:
+        """Call the backend, recording the tree before an editing step and watching its usage."""
+        self._before = self._snapshot() if backend.edits_tree else None
+        self._tree_changed = self._tree_changed or backend.edits_tree
+        self._reported = None if backend.free else Usage(0, 0, None)
+
+        def emit(event: Event) -> None:
+            if isinstance(event, UsageReported):
+                self._reported = event.usage
+            self.sink.emit(event)
+
+        completion = backend.complete(request, emit)
+        self._reported = None
+        return completion
+
+    def _artifact_of(self, step: Step, completion: Completion) -> tuple[Artifact | None, str]:
+        """The step's change (measured, or the stand-in a simulated agent gave) and its text."""
+        text = completion.text
+        if self._before is None:
+            if completion.simulated_change is None:
+                return None, text
+            return Artifact(step.id, (), "", "", note=completion.simulated_change), text
+        artifact = self._artifact(step, self._before)
+        # Say plainly what the agent changed, as measured, not as the agent reported it.
+        files = f": {', '.join(artifact.changed_files)}" if artifact.changed_files else ""
+        lead = "" if not text or text.endswith("\n") else "\n"
+        note = f"{lead}[aethr] {artifact.describe()}{files}\n"
+        self.sink.emit(TextChunk(step.id, note))
+        return artifact, text + note
 
     def _advance(self, step: Step, result: StepResult, state: RunState) -> None:
         """Move to the next step (or back into a loop), then checkpoint the new position."""
         self.sink.emit(self._finished(result))
         loop = step.repeat
-        if loop is None or self.preview:
+        condition = conditions.for_step(step)
+        if loop is None or condition is None or not self.backends.follows_loops:
             state.next_index += 1
             self._checkpoint(state, step)
             return
         passes = state.passes.get(step.id, 0) + 1
         state.passes[step.id] = passes
-        passed, reason = _loop_done(step, result.output)
+        passed, reason = condition.check(result.output)
         self.sink.emit(LoopIteration(step.id, loop.back_to, passes, loop.max_iterations, passed, reason))
         if passed:
             state.passes.pop(step.id, None)
@@ -199,7 +251,7 @@ class Executor:
         state.next_index = back
         self._checkpoint(state, step)
         raise LoopExhausted(
-            f"the loop from '{loop.back_to}' to '{step.id}' ran {passes} pass(es) without {_goal(step)}",
+            f"the loop from '{loop.back_to}' to '{step.id}' ran {passes} pass(es) without {condition.goal}",
             hint=f"read the last '{step.id}' output above; raise repeat.max_iterations "
             "or resume to grant the loop another round",
         )
@@ -229,44 +281,6 @@ class Executor:
         stat = git.diff_stat(self.root, before, after)
         return Artifact(step.id, files, stat, patch.text, patch.truncated)
 
-    def _unrun_artifact(self, step: Step) -> Artifact:
-        if self.preview:
-            note = f"[the changes made by step '{step.id}' will appear here when the workflow runs]"
-        else:
-            note = f"step '{step.id}' was simulated (mock mode): no files were changed"
-        return Artifact(step.id, (), "", "", note=note)
-
     def _finished(self, r: StepResult) -> StepFinished:
         files = r.artifact.changed_files if r.artifact is not None else None
         return StepFinished(r.step_id, r.role, r.model, r.iteration, r.seconds, r.usage, r.output, files)
-
-
-def _total(state: RunState) -> Usage:
-    total = Usage()
-    for r in state.results:
-        total = total + r.usage
-    return total
-
-
-def _done_marker(step: Step) -> str | None:
-    if step.repeat is None:
-        return None
-    return prompts.PASS_LINE if step.repeat.until_review_pass else step.repeat.until_contains
-
-
-def _goal(step: Step) -> str:
-    assert step.repeat is not None
-    if step.repeat.until_review_pass:
-        return f"'{prompts.PASS_LINE}'"
-    return f"the text '{step.repeat.until_contains}'"
-
-
-def _loop_done(step: Step, output: str) -> tuple[bool, str]:
-    assert step.repeat is not None
-    if step.repeat.until_contains is not None:
-        found = step.repeat.until_contains in output
-        return found, ("found" if found else "not found") + f": '{step.repeat.until_contains}'"
-    status = prompts.review_status(output)
-    if status is None:
-        return False, "no 'Review status:' line in the reply; counted as revise"
-    return status == "pass", f"Review status: {status}"

@@ -94,9 +94,18 @@ def _locate(path: Path) -> tuple[Path, Path] | None:
 
 
 def toplevel(path: Path) -> Path | None:
-    """The repository's top folder, or None outside a repository. Raises GitMissing."""
-    found = _locate(path)
+    """The repository's top folder, or None outside a repository or without git (the one
+    "is this a git repository" check; `why_not_a_repository` says which)."""
+    try:
+        found = _locate(path)
+    except GitMissing:
+        return None
     return found[0] if found else None
+
+
+def why_not_a_repository(path: Path) -> str:
+    """Why `toplevel(path)` is None, in a few words."""
+    return "git is not installed" if shutil.which("git") is None else "not a git repository"
 
 
 def _git_dir(root: Path) -> Path:
@@ -112,21 +121,40 @@ def head(root: Path) -> str | None:
     return out or None
 
 
-def tracked_diff(root: Path, cap: int, revision_range: str | None = None, pathspecs: list[str] | None = None) -> Capped:
-    """`git diff` of tracked files: staged and unstaged against HEAD (the empty tree before
-    the first commit), or of `revision_range` when given; `pathspecs` narrow it."""
+def _diff_base(root: Path, revision_range: str | None) -> str:
     base = revision_range or head(root) or EMPTY_TREE
     if base.startswith("-"):
         raise GitError(f"'{base}' is not a revision range")
-    args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", base, "--", ".", *(pathspecs or [])]
+    return base
+
+
+def tracked_names(root: Path, revision_range: str | None = None) -> list[str]:
+    """The paths `tracked_diff` would show (both sides of a rename), relative to `root`."""
+    base = _diff_base(root, revision_range)
+    out = _git(root, "diff", "--name-only", "-z", "--no-renames", "--relative", "--end-of-options", base, "--")
+    return [name for name in out.split("\0") if name]
+
+
+def tracked_diff(root: Path, cap: int, revision_range: str | None = None, leave_out: list[str] | None = None) -> Capped:
+    """`git diff` of tracked files: staged and unstaged against HEAD (the empty tree before
+    the first commit), or of `revision_range` when given, below `root` with paths relative to
+    it (as `list_files_split` gives them); `leave_out` paths are excluded literally."""
+    base = _diff_base(root, revision_range)
+    excluded = [f":(exclude,literal){path}" for path in leave_out or []]
+    args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "--relative", "--end-of-options", base]
+    args += ["--", ".", *excluded]
     return _git_capped(root, args, cap)
 
 
-def list_files(root: Path, *, untracked_only: bool = False) -> list[str]:
-    """Files git knows below `root`: tracked plus untracked-not-ignored (or only the latter)."""
-    which = ["--others"] if untracked_only else ["--cached", "--others"]
-    out = _git(root, "ls-files", "-z", *which, "--exclude-standard", "--deduplicate")
-    return [name for name in out.split("\0") if name]
+def list_files_split(root: Path) -> tuple[list[str], list[str]]:
+    """Tracked files and untracked-not-ignored files below `root`, in one call."""
+    out = _git(root, "ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard", "--deduplicate")
+    tracked: list[str] = []
+    untracked: list[str] = []
+    for entry in out.split("\0"):
+        if len(entry) > 2:
+            (untracked if entry[0] == "?" else tracked).append(entry[2:])
+    return tracked, untracked
 
 
 def snapshot(root: Path, exclude: list[str] | None = None) -> str:

@@ -6,12 +6,12 @@ in a source checkout it is read from beside the package.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 from aethr import CONFIG_NAME
 from aethr.errors import UsageError
+from aethr.fsutil import atomic_write
 
 __all__ = ["CONFIG_NAME", "Preset", "all_presets", "get", "write"]
 
@@ -66,6 +66,4 @@ def write(preset: Preset, target: Path, *, force: bool) -> None:
     lines = preset.text.splitlines(keepends=True)
     if lines and lines[0].startswith(_SCHEMA_LINE):
         lines[0] = f"{_SCHEMA_LINE}{SCHEMA_FILE.resolve().as_uri()}\n"
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    tmp.replace(target)
+    atomic_write(target, "".join(lines).encode(), mode=0o644)

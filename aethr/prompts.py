@@ -6,17 +6,15 @@ model receives as its single user message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from aethr import conditions
 from aethr.config import Step, Workflow
 from aethr.context import CHARS_PER_TOKEN
 from aethr.results import Artifact, StepResult
 
 HISTORY_TOKENS_PER_STEP = 4_000
 HISTORY_TOKENS = 12_000
-PASS_LINE = "Review status: pass"
-REVISE_LINE = "Review status: revise"
 
 ROLE_INSTRUCTIONS: dict[str, str] = {
     "planner": "You are the planner. Produce a short, numbered plan that another engineer can "
@@ -79,22 +77,6 @@ def _history(results: list[StepResult], visibility: str) -> str:
     return "\n\n".join(reversed(parts))
 
 
-def _reply_format(step: Step) -> str | None:
-    if step.repeat is None:
-        return None
-    if step.repeat.until_review_pass:
-        return (
-            "End your reply with exactly one of these lines:\n"
-            f"{PASS_LINE}\n{REVISE_LINE}\n"
-            f"Write `{PASS_LINE}` only when there are no high or medium findings; otherwise write "
-            f"`{REVISE_LINE}` and the work will be sent back to step '{step.repeat.back_to}'."
-        )
-    return (
-        f"When the work is complete, include the text `{step.repeat.until_contains}` in your reply. "
-        f"Leave it out if step '{step.repeat.back_to}' should run again."
-    )
-
-
 def build(
     workflow: Workflow,
     step: Step,
@@ -118,17 +100,8 @@ def build(
         sections.append(f"# Latest implementation\n{latest.describe()}. Changed files: {files}.")
     if context_blocks:
         sections.append("# Context\n" + "\n\n".join(context_blocks))
-    reply = _reply_format(step)
+    condition = conditions.for_step(step)
+    reply = condition.instruction(step.repeat.back_to) if condition and step.repeat else None
     if reply:
         sections.append(f"# Reply format\n{reply}")
     return "\n\n".join(sections) + "\n"
-
-
-_STATUS = re.compile(r"^[\s>*_`#-]*review\s+status\s*:\s*[*_`]*\s*(pass|revise)\b", re.I | re.M)
-
-
-def review_status(text: str) -> str | None:
-    """`pass` or `revise` from the last status line of a reply (markdown emphasis, case and
-    whitespace tolerated), or None when the reply has no status line."""
-    found = _STATUS.findall(text)
-    return found[-1].lower() if found else None

@@ -10,46 +10,32 @@ from __future__ import annotations
 import gc
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-from aethr import checkpoint, git
+from aethr import checkpoint, fingerprint, project
 from aethr import settings as settings_mod
 from aethr.backends import Backends
-from aethr.config import Workflow, find_config
+from aethr.config import Workflow
 from aethr.config import load as load_workflow
 from aethr.errors import CheckpointError, EnvironmentNotReady, UsageError
 from aethr.events import EventSink
 from aethr.executor import Durability, Executor
 from aethr.settings import Settings
 
+
+class RunOptions(NamedTuple):
+    """What `aethr run` was asked to do, from its command line."""
+
+    task: str | None = None
+    config: Path | None = None
+    show_prompt: bool = False
+    json_output: bool = False
+    resume: str | None = None
+    force_resume: bool = False
+    verbose: bool = False
+
+
 _TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored; an empty task aborts.\n"
-
-
-def fingerprint(root: Path, config_path: Path) -> str | None:
-    """HEAD plus a tree of the working tree (untracked files included, the workflow file
-    left out because its digest is checked on its own). None outside git."""
-    try:
-        if git.toplevel(root) is None:
-            return None
-        tree = git.snapshot(root, exclude=[config_path.resolve().relative_to(root.resolve()).as_posix()])
-        return f"head:{git.head(root) or 'none'} tree:{tree}"
-    except (git.GitError, ValueError):
-        return None
-
-
-def _describe_change(root: Path, old: str, new: str) -> str:
-    old_head, old_tree = (part.split(":", 1)[1] for part in old.split())
-    new_head, new_tree = (part.split(":", 1)[1] for part in new.split())
-    what = []
-    if old_head != new_head:
-        what.append(f"HEAD moved from {old_head[:10]} to {new_head[:10]}")
-    if old_tree != new_tree:
-        try:
-            files = git.changed_files(root, old_tree, new_tree)
-            shown = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
-            what.append(f"files changed: {shown}" if files else "the working tree changed")
-        except git.GitError:
-            what.append("the working tree changed")
-    return "; ".join(what)
 
 
 def resolve_checkpoint(value: str, root: Path) -> Path:
@@ -80,10 +66,10 @@ def check_resume(
         )
     if state.next_index >= len(workflow.steps):
         raise CheckpointError("the checkpoint's run already finished: there is nothing to resume")
-    now = fingerprint(root, config)
+    now = fingerprint.take(root, config)
     if state.fingerprint and now and now != state.fingerprint and not force:
         raise EnvironmentNotReady(
-            f"the repository changed since the checkpoint: {_describe_change(root, state.fingerprint, now)}",
+            f"the repository changed since the checkpoint: {fingerprint.describe_change(root, state.fingerprint, now)}",
             hint="skipping finished steps is safe only if nothing changed; pass --force-resume to resume anyway",
         )
 
@@ -129,34 +115,29 @@ def _sink(show_prompt: bool, json_output: bool, settings: Settings, verbose: boo
     return render.TerminalRenderer(sys.stdout, sys.stderr, color=color, verbose=verbose)
 
 
-def run_command(
-    *,
-    task: str | None,
-    config: Path | None,
-    show_prompt: bool,
-    json_output: bool,
-    resume: str | None,
-    force_resume: bool,
-    verbose: bool,
-) -> None:
-    config_path = find_config(config)
+def run_command(options: RunOptions) -> None:
+    """Run (or resume, or preview) the workflow. Raises AethrError subclasses."""
+    found = project.require_config(Path.cwd(), options.config)
+    assert found.config is not None
+    config_path, root = found.config, found.root
     workflow = load_workflow(config_path)
-    root = config_path.parent.resolve()
-    settings = settings_mod.load(Path.cwd())
+    settings = settings_mod.load(found.dotenv)
+    show_prompt = options.show_prompt
     uses_litellm = settings.live and not show_prompt and any(s.backend == "model" for s in workflow.steps)
     if uses_litellm:
         from aethr.backends.live import preload
 
         preload()  # overlaps the seconds-long litellm import with the work below
-    if show_prompt and resume:
+    if show_prompt and options.resume:
         raise UsageError("--show-prompt and --resume-checkpoint do not go together")
 
+    task = options.task
     state = None
     checkpoint_path = None
-    if resume:
-        checkpoint_path = resolve_checkpoint(resume, root)
+    if options.resume:
+        checkpoint_path = resolve_checkpoint(options.resume, root)
         state = checkpoint.load(checkpoint_path)
-        check_resume(state, workflow, task, root, config_path, force_resume)
+        check_resume(state, workflow, task, root, config_path, options.force_resume)
     elif task is None:
         task = ask_task(settings)
     elif not task.strip():
@@ -169,14 +150,15 @@ def run_command(
         durability = Durability(
             path=checkpoint_path or checkpoint.new_path(root),
             save=checkpoint.save,
-            fingerprint=lambda: fingerprint(root, config_path),
+            fingerprint=lambda: fingerprint.take(root, config_path),
         )
     if not uses_litellm:
         # A live model run re-enables it after the first call (backends.live), so that the
         # LiteLLM import in the background is not collected through.
         gc.freeze()
         gc.enable()
-    executor = Executor(workflow, root, backends, _sink(show_prompt, json_output, settings, verbose), durability)
+    sink = _sink(show_prompt, options.json_output, settings, options.verbose)
+    executor = Executor(workflow, root, backends, sink, durability)
     if state is None:
         assert task is not None
         state = executor.new_state(task)

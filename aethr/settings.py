@@ -39,27 +39,14 @@ class Settings(NamedTuple):
         return "live" if self.live else "mock"
 
 
-def find_dotenv(start: Path) -> Path | None:
-    """The nearest `.env` from `start` up to the repository root (the folder holding `.git`).
-
-    Outside a git repository only `start` itself is looked at, so a stray
-    `~/.env` is never picked up by accident.
-    """
-    start = start.resolve()
-    folders = (start, *start.parents)
-    repo = next((f for f in folders if (f / ".git").exists()), None)
-    search = folders[: folders.index(repo) + 1] if repo is not None else (start,)
-    return next((f / ".env" for f in search if (f / ".env").is_file()), None)
-
-
-def load(start: Path) -> Settings:
-    """Load the nearest `.env` into the process environment (never overriding a variable
-    that is already set) and read aethr's variables.
+def load(dotenv: Path) -> Settings:
+    """Load the project's `.env` (`project.Project.dotenv`), if there is one, into the process
+    environment (never overriding a variable that is already set) and read aethr's variables.
 
     Keys must be in the environment because LiteLLM and OpenCode read them there.
     Raises UsageError for a malformed AETHR_TIMEOUT.
     """
-    dotenv_path = find_dotenv(start)
+    dotenv_path = dotenv if dotenv.is_file() else None
     added: set[str] = set()
     if dotenv_path is not None:
         from dotenv import dotenv_values

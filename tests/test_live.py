@@ -57,7 +57,12 @@ def test_json_events_carry_usage(repo: Path, server: FakeOpenAI) -> None:
     assert result.code == 0, result.both
     events = [json.loads(line) for line in result.out.splitlines()]
     finished = next(e for e in events if e["event"] == "step_finished")
-    assert finished["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "cost_usd": pytest.approx(5.85e-06)}
+    assert finished["usage"] == {
+        "prompt_tokens": 11,
+        "completion_tokens": 7,
+        "cost_usd": pytest.approx(5.85e-06),
+        "at_least": False,
+    }
     assert events[-1]["event"] == "run_finished"
     assert KEY not in result.out
 

@@ -32,17 +32,23 @@ class Request(NamedTuple):
     timeout: float
     root: Path
     unsafe_permissions: bool = False
-    done_marker: str | None = None  # the text that ends this step's loop, if it controls one
+    done_marker: str | None = None  # text that ends this step's loop, if it controls one (for the mock)
+    idle: float | None = None  # agents: stop after this many seconds without an event
 
 
 class Completion(NamedTuple):
     text: str
     usage: Usage
+    # Set by a backend that stood in for an agent without running it (mock, preview): what
+    # later steps see as the step's change instead of a measured diff.
+    simulated_change: str | None = None
 
 
 class Backend(Protocol):
     #: True when the backend edits the working tree; the executor then records the diff.
     edits_tree: bool
+    #: True when the backend calls nothing that costs money (mock, preview).
+    free: bool
 
     def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
         """Raise EnvironmentNotReady (a missing key, tool or repository) before any call."""
@@ -62,6 +68,8 @@ class Backends:
         self.root = root
         self.settings = settings
         self.mode = "preview" if preview else settings.mode
+        # A preview shows each step's prompt once: loops are not followed.
+        self.follows_loops = not preview
         self._cache: dict[str, Backend] = {}
 
     def model_for(self, step: Step) -> str | None:
@@ -94,6 +102,8 @@ class Backends:
             from aethr.backends.opencode import OpenCodeBackend
 
             return OpenCodeBackend(self.settings.opencode_bin)
+        if kind != "model":
+            raise AssertionError(f"no backend for {kind!r}")
         from aethr.backends.live import LiteLLMBackend
 
         return LiteLLMBackend()

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aethr import settings
+from aethr import pricing, settings
 from aethr.backends import Completion, Emit, Request
 from aethr.context import estimate_tokens
 from aethr.errors import EnvironmentNotReady, StepFailed
@@ -96,6 +96,7 @@ def _scrub(text: str) -> str:
 
 class LiteLLMBackend:
     edits_tree = False
+    free = False
 
     def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
         """Raise EnvironmentNotReady naming the variable and the fix if the model's key is missing."""
@@ -120,18 +121,27 @@ class LiteLLMBackend:
     def complete(self, request: Request, emit: Emit) -> Completion:
         litellm = _litellm()
         assert request.model is not None
+        # What failed attempts may have cost: a call the provider answered with an error costs
+        # nothing, but one that timed out or was cut may have been billed, unknown how much.
+        spent = Usage()
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 completion = self._stream(litellm, request, emit)
                 _gc_settled()
-                return completion
+                return completion._replace(usage=spent + completion.usage)
             except _Streamed as wrapped:
                 _gc_settled()
-                raise _failure(litellm, wrapped.error, request, attempt, streamed=True) from None
+                failure = _failure(litellm, wrapped.error, request, attempt, streamed=True)
+                failure.usage = spent + Usage(estimate_tokens(request.prompt), wrapped.tokens, None)
+                raise failure from None
             except Exception as exc:
+                if isinstance(exc, litellm.Timeout | StreamCut):
+                    spent = spent + Usage(estimate_tokens(request.prompt), 0, None)
                 if not _retryable(litellm, exc) or attempt == ATTEMPTS:
                     _gc_settled()
-                    raise _failure(litellm, exc, request, attempt, streamed=False) from None
+                    failure = _failure(litellm, exc, request, attempt, streamed=False)
+                    failure.usage = spent
+                    raise failure from None
                 delay = _retry_after(exc)
                 if delay is None:
                     delay = BACKOFF_BASE * 2 ** (attempt - 1) * (0.5 + random.random())
@@ -169,32 +179,26 @@ class LiteLLMBackend:
                 raise StreamCut("the stream ended without a finish reason (the connection was cut)")
         except Exception as exc:
             if parts:
-                raise _Streamed(exc) from None
+                raise _Streamed(exc, estimate_tokens("".join(parts))) from None
             raise
         text = "".join(parts)
-        return Completion(text, _usage(litellm, request.model or "", request.prompt, text, usage))
+        return Completion(text, _usage(request.model or "", request.prompt, text, usage))
 
 
 class _Streamed(Exception):
     """A failure after text was already shown: never retried, so output is never duplicated."""
 
-    def __init__(self, error: Exception) -> None:
+    def __init__(self, error: Exception, tokens: int) -> None:
         super().__init__(str(error))
         self.error = error
+        self.tokens = tokens
 
 
-def _usage(litellm: ModuleType, model: str, prompt: str, text: str, usage: Any) -> Usage:
+def _usage(model: str, prompt: str, text: str, usage: Any) -> Usage:
     prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or estimate_tokens(prompt)
     completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or estimate_tokens(text)
-    cost: float | None
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
-        cost = float(prompt_cost) + float(completion_cost)
-    except Exception:
-        cost = None  # not in LiteLLM's price table: unknown, never $0
-    return Usage(prompt_tokens, completion_tokens, cost)
+    # Not in LiteLLM's price table: unknown (None), never $0.
+    return Usage(prompt_tokens, completion_tokens, pricing.cost(model, prompt_tokens, completion_tokens))
 
 
 def _connection_failed(litellm: ModuleType, exc: BaseException) -> bool:

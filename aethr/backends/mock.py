@@ -33,6 +33,7 @@ class MockBackend:
     """
 
     edits_tree = False
+    free = True
 
     def __init__(self, script: Path | None) -> None:
         self._script_path = script
@@ -72,19 +73,28 @@ class MockBackend:
                 text += f"\n{request.done_marker}"
         for chunk in re.findall(r"\S+\s*|\s+", text):
             emit(TextChunk(request.step_id, chunk))
-        return Completion(text, Usage(estimate_tokens(request.prompt), estimate_tokens(text), 0.0))
+        simulated = None
+        if request.backend != "model":
+            simulated = f"step '{request.step_id}' was simulated (mock mode): no files were changed"
+        return Completion(text, Usage(estimate_tokens(request.prompt), estimate_tokens(text), 0.0), simulated)
 
 
 class PreviewBackend:
     """`--show-prompt`: the prompt is shown, nothing is called."""
 
     edits_tree = False
+    free = True
 
     def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
         pass
 
     def complete(self, request: Request, emit: Emit) -> Completion:
-        return Completion(preview_placeholder(request.step_id), Usage(estimate_tokens(request.prompt), 0, 0.0))
+        simulated = None
+        if request.backend != "model":
+            simulated = f"[the changes made by step '{request.step_id}' will appear here when the workflow runs]"
+        return Completion(
+            preview_placeholder(request.step_id), Usage(estimate_tokens(request.prompt), 0, 0.0), simulated
+        )
 
 
 def _load_script(path: Path) -> list[str]:

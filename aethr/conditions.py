@@ -1,0 +1,90 @@
+"""Loop conditions: when a `repeat` loop stops, and what the controller is told.
+
+A step with `repeat` controls a loop. Its condition answers three questions, and
+the executor and prompt builder ask only these:
+- `check(output)`: did this pass meet the goal, and why (one line for the user);
+- `instruction(back_to)`: what the controller's prompt says about its reply;
+- `goal`: the goal in words, for the message when the passes run out;
+- `marker`: text that meets the goal, so the mock can pass a loop by default.
+
+Conditions: `until_review_pass` (the last `Review status:` line says pass) and
+`until_contains` (the text appears). A command's exit status joins them when
+command steps exist.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple, Protocol
+
+from aethr.config import Step
+
+PASS_LINE = "Review status: pass"
+REVISE_LINE = "Review status: revise"
+_STATUS = re.compile(r"^[\s>*_`#-]*review\s+status\s*:\s*[*_`]*\s*(pass|revise)\b", re.I | re.M)
+
+
+class Verdict(NamedTuple):
+    passed: bool
+    reason: str
+
+
+class Condition(Protocol):
+    goal: str
+    marker: str | None
+
+    def check(self, output: str) -> Verdict: ...
+
+    def instruction(self, back_to: str) -> str | None: ...
+
+
+def review_status(text: str) -> str | None:
+    """`pass` or `revise` from the last status line of a reply (markdown emphasis, case and
+    whitespace tolerated), or None when the reply has no status line."""
+    found = _STATUS.findall(text)
+    return found[-1].lower() if found else None
+
+
+class ReviewPasses:
+    goal = f"'{PASS_LINE}'"
+    marker: str | None = PASS_LINE
+
+    def check(self, output: str) -> Verdict:
+        status = review_status(output)
+        if status is None:
+            return Verdict(False, "no 'Review status:' line in the reply; counted as revise")
+        return Verdict(status == "pass", f"Review status: {status}")
+
+    def instruction(self, back_to: str) -> str | None:
+        return (
+            "End your reply with exactly one of these lines:\n"
+            f"{PASS_LINE}\n{REVISE_LINE}\n"
+            f"Write `{PASS_LINE}` only when there are no high or medium findings; otherwise write "
+            f"`{REVISE_LINE}` and the work will be sent back to step '{back_to}'."
+        )
+
+
+class Contains:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.goal = f"the text '{text}'"
+        self.marker: str | None = text
+
+    def check(self, output: str) -> Verdict:
+        found = self.text in output
+        return Verdict(found, ("found" if found else "not found") + f": '{self.text}'")
+
+    def instruction(self, back_to: str) -> str | None:
+        return (
+            f"When the work is complete, include the text `{self.text}` in your reply. "
+            f"Leave it out if step '{back_to}' should run again."
+        )
+
+
+def for_step(step: Step) -> Condition | None:
+    """The condition of the loop `step` controls, or None when it controls none."""
+    if step.repeat is None:
+        return None
+    if step.repeat.until_contains is not None:
+        return Contains(step.repeat.until_contains)
+    return ReviewPasses()
