@@ -25,10 +25,10 @@ import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from aethr import conditions, context, git, prompts
-from aethr.backends import Backend, Backends, Completion, Request
+from aethr.backends import Backend, Completion, Request
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
 from aethr.errors import AethrError, EnvironmentNotReady, InternalError, Interrupted, LoopExhausted
@@ -62,12 +62,25 @@ class Durability(NamedTuple):
     fingerprint: Callable[[], Fingerprint | None]
 
 
+class Router(Protocol):
+    """Which backend answers each step (`backends.Backends`, or a scripted one in tests)."""
+
+    mode: str
+    follows_loops: bool
+
+    def model_for(self, step: Step) -> str | None: ...
+
+    def timeout_for(self, step: Step) -> float: ...
+
+    def for_step(self, step: Step) -> Backend: ...
+
+
 class Executor:
     def __init__(
         self,
         workflow: Workflow,
         root: Path,
-        backends: Backends,
+        backends: Router,
         sink: EventSink,
         durability: Durability | None = None,
         clock: Callable[[], float] = time.monotonic,

@@ -78,7 +78,9 @@ def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
     if truncated:
         proc.kill()
     proc.stdout.close()
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    assert proc.stderr is not None
+    with proc.stderr as err:
+        stderr = err.read().decode(errors="replace")
     code = proc.wait()
     if not truncated and code != 0:
         raise GitError(f"git {' '.join(args)} failed: {stderr.strip() or code}")

@@ -60,4 +60,4 @@ def glob_matcher(pattern: str) -> Callable[[str], bool]:
     import pathspec
 
     anchored = pattern if pattern.startswith(("/", "**")) else "/" + pattern
-    return pathspec.PathSpec.from_lines("gitwildmatch", [anchored]).match_file
+    return pathspec.PathSpec.from_lines("gitignore", [anchored]).match_file

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from aethr.config import parse
+from aethr.errors import ConfigError
 from tests.conftest import aethr, write_workflow
 
 GOOD = """\
@@ -101,15 +103,24 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "text", "where", "message"), CASES, ids=[c[0] for c in CASES])
-def test_invalid_workflow_is_refused(tmp_path: Path, name: str, text: str, where: str, message: str) -> None:
+def test_invalid_workflow_is_refused(name: str, text: str, where: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    assert caught.value.exit_code == 3
+    assert f".aethr.yaml{where}" in caught.value.message
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize("command", [["validate"], ["run", "a task"]])
+def test_an_invalid_workflow_stops_every_command_before_it_runs(tmp_path: Path, command: list[str]) -> None:
+    _name, text, where, message = CASES[5]
     write_workflow(tmp_path, text)
-    for command in (["validate"], ["run", "a task"]):
-        result = aethr(*command, cwd=tmp_path)
-        assert result.code == 3, result.both
-        assert f".aethr.yaml{where}" in result.err, result.err
-        assert message in result.err
-        assert "Traceback" not in result.both
-        assert result.out == ""
+    result = aethr(*command, cwd=tmp_path)
+    assert result.code == 3, result.both
+    assert f".aethr.yaml{where}" in result.err, result.err
+    assert message in result.err
+    assert "Traceback" not in result.both
+    assert result.out == ""
 
 
 def test_good_workflow_validates(tmp_path: Path) -> None:

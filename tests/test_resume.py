@@ -109,7 +109,6 @@ def _wait_for_requests(server: FakeOpenAI, count: int, limit: float = 60) -> Non
     while len(server.requests) < count:
         assert time.monotonic() < deadline, "the run never reached the expected request"
         time.sleep(0.05)
-    time.sleep(0.3)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -16,7 +16,10 @@ from pathlib import Path
 from tests.conftest import aethr
 
 
-def run_on_tty(args: list[str], cwd: Path, env: dict[str, str] | None = None, typed: str = "") -> tuple[int, str]:
+def run_on_tty(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, typed: str = "", after: str = ""
+) -> tuple[int, str]:
+    """Run the CLI on a real pty; type `typed` once the output shows `after`."""
     controller, child = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "aethr", *args],
@@ -27,9 +30,6 @@ def run_on_tty(args: list[str], cwd: Path, env: dict[str, str] | None = None, ty
         stderr=child,
     )
     os.close(child)
-    if typed:
-        time.sleep(1.0)
-        os.write(controller, typed.encode())
     output = b""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -42,6 +42,9 @@ def run_on_tty(args: list[str], cwd: Path, env: dict[str, str] | None = None, ty
             if not data:
                 break
             output += data
+            if typed and after.encode() in output:
+                os.write(controller, typed.encode())
+                typed = ""
         elif proc.poll() is not None:
             break
     proc.wait(timeout=30)
@@ -69,7 +72,7 @@ def test_no_color_on_a_terminal_is_plain(repo: Path) -> None:
 
 
 def test_init_without_a_preset_offers_a_numbered_choice(tmp_path: Path) -> None:
-    code, out = run_on_tty(["init"], tmp_path, typed="6\n")
+    code, out = run_on_tty(["init"], tmp_path, typed="6\n", after="Preset number")
     assert code == 0, out
     assert "1. add-tests" in out and "5. plan-implement-review" in out
     assert "Wrote .aethr.yaml from preset 'review-existing-diff'" in out
