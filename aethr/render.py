@@ -28,9 +28,11 @@ from aethr.events import (
 
 
 def money(usage: Usage) -> str:
+    """The cost as shown: "unknown" when no price is known, "≥$x" for a floor (a call cut off)."""
     if usage.cost_usd is None:
         return "unknown"
-    return f"${usage.cost_usd:.6f}" if usage.cost_usd else "$0"
+    floor = "≥" if usage.at_least else ""
+    return floor + (f"${usage.cost_usd:.6f}" if usage.cost_usd else "$0")
 
 
 def tokens(usage: Usage) -> str:
