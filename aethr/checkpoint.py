@@ -1,20 +1,17 @@
 """Checkpoints: a run's progress after each completed step, for `--resume-checkpoint`.
 
-One JSON file per run at `$TMPDIR/aethr/<project-key>/<run-id>.json`, written
-atomically (temp file, fsync, rename) with mode 0600, deleted when the run
-succeeds. It holds the task, the workflow's name and digest, every completed
-step's result and a fingerprint of the repository after the last step. It never
-holds environment values or keys: results are model output only.
+One JSON file per run (where: `runstore`), written atomically with mode 0600,
+deleted when the run succeeds. It holds the task, the mode it ran in, the
+workflow's name and digest, every completed step's result, the run's spend and a
+fingerprint of the repository after the last step. It never holds environment
+values or keys: results are model output only. Every field is checked on load; a
+wrong one is refused (exit 3), never guessed at.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import secrets
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,8 @@ from aethr.fingerprint import Fingerprint
 from aethr.fsutil import atomic_write
 from aethr.results import Artifact, StepResult, usage_from_dict
 
-FORMAT = 2
+FORMAT = 3
+MODES = ("mock", "live")
 
 
 @dataclass
@@ -36,6 +34,8 @@ class RunState:
     task: str
     workflow: str
     workflow_digest: str
+    mode: str = "mock"  # the mode it ran in; a resume continues in it
+    model_override: str | None = None  # AETHR_MODEL, when it was set
     results: list[StepResult] = field(default_factory=list)
     next_index: int = 0
     passes: dict[str, int] = field(default_factory=dict)
@@ -48,6 +48,8 @@ class RunState:
             "format": FORMAT,
             "aethr_version": __version__,
             "task": self.task,
+            "mode": self.mode,
+            "model_override": self.model_override,
             "workflow": self.workflow,
             "workflow_digest": self.workflow_digest,
             "next_index": self.next_index,
@@ -66,18 +68,26 @@ class RunState:
                 raise TypeError("not a JSON object")
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
-            results = [StepResult.from_dict(r) for r in data["results"]]
+            results = [StepResult.from_dict(r) for r in _list(data["results"])]
             latest_id = data["latest_step"]
             latest = None
             if latest_id is not None:
                 latest = next(r.artifact for r in reversed(results) if r.step_id == latest_id)
-            passes = {str(k): int(v) for k, v in dict(data["passes"]).items()}
+                if latest is None:
+                    raise ValueError(f"latest_step {latest_id!r} changed no tree")
+            passes = {_str(k): _count(v, "a loop's passes") for k, v in _dict(data["passes"]).items()}
+            mode = _str(data["mode"])
+            if mode not in MODES:
+                raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+            override = data["model_override"]
             state = cls(
                 task=_str(data["task"]),
                 workflow=_str(data["workflow"]),
                 workflow_digest=_str(data["workflow_digest"]),
+                mode=mode,
+                model_override=None if override is None else _str(override),
                 results=results,
-                next_index=int(data["next_index"]),
+                next_index=_count(data["next_index"], "next_index", least=0),
                 passes=passes,
                 latest=latest,
                 fingerprint=Fingerprint.from_dict(data["fingerprint"]),
@@ -94,16 +104,22 @@ def _str(value: Any) -> str:
     return value
 
 
-def folder_for(root: Path) -> Path:
-    """This project's checkpoint folder in the system temp directory."""
-    resolved = str(root.resolve())
-    key = f"{root.resolve().name}-{hashlib.sha256(resolved.encode()).hexdigest()[:12]}"
-    return Path(tempfile.gettempdir()) / "aethr" / key
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
 
 
-def new_path(root: Path) -> Path:
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-    return folder_for(root) / f"{run_id}.json"
+def _dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _count(value: Any, what: str, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{what} must be a whole number of at least {least}, not {value!r}")
+    return value
 
 
 def save(path: Path, state: RunState) -> None:
@@ -130,12 +146,3 @@ def load(path: Path) -> RunState:
         return RunState.from_dict(data)
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint {path}: {exc.message}") from None
-
-
-def newest(root: Path) -> Path:
-    """The most recent checkpoint of this project. Raises CheckpointError if there is none."""
-    folder = folder_for(root)
-    found = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    if not found:
-        raise CheckpointError(f"no checkpoint of this project in {folder}")
-    return found[-1]

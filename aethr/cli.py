@@ -20,7 +20,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from aethr import CONFIG_NAME, __version__
-from aethr.errors import AethrError, ExitCode, InternalError, UsageError
+from aethr.errors import AethrError, ExitCode, InternalError, OutputClosed, UsageError
 
 app = typer.Typer(
     name="aethr",
@@ -35,6 +35,7 @@ auth_app = typer.Typer(help="Store and check provider API keys in the project .e
 app.add_typer(auth_app, name="auth")
 
 _verbose = False
+_json_output = False  # `run --json`: a failure is also a `run_failed` event on stdout
 
 
 def _version_callback(value: bool) -> None:
@@ -151,20 +152,24 @@ def run(
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the workflow on a task."""
+    global _json_output
     _set_verbose(verbose)
+    _json_output = json_
     from aethr import runner
 
-    runner.run_command(
-        runner.RunOptions(
-            task=task,
-            config=config,
-            show_prompt=show_prompt,
-            json_output=json_,
-            resume=resume_checkpoint,
-            force_resume=force_resume,
-            verbose=_verbose,
-        )
+    options = runner.RunOptions(
+        task=task,
+        config=config,
+        show_prompt=show_prompt,
+        json_output=json_,
+        resume=resume_checkpoint,
+        force_resume=force_resume,
+        verbose=_verbose,
     )
+    try:
+        runner.run_command(options)
+    except BrokenPipeError:
+        raise OutputClosed from None  # not an OSError, so Typer does not turn it into exit 1
 
 
 @auth_app.command("login")
@@ -222,25 +227,47 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `aethr` script and `python -m aethr`."""
     gc.disable()  # already off when started through aethr.__main__.run; see there why
     try:
-        _main(argv)
+        try:
+            _main(argv)
+        except KeyboardInterrupt:  # a second Ctrl-C while the first one is being reported
+            _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         _exit(code)
     _exit(0)
 
 
+def _report_json(exc: AethrError) -> None:
+    """Under `run --json`, a failure the executor did not report still ends stdout with one
+    `run_failed` event, so a reader of the stream always learns how the run ended."""
+    if not _json_output or exc.reported:
+        return
+    import json
+
+    event = {"event": "run_failed", "reason": exc.message, "exit_code": int(exc.exit_code), "hint": exc.hint}
+    with contextlib.suppress(OSError):
+        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+
+
 def _main(argv: list[str] | None) -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(args=argv, standalone_mode=False, prog_name="aethr")
+        code = app(args=argv, standalone_mode=False, prog_name="aethr")
+        # Typer turns a KeyboardInterrupt outside a command's own handling into a returned 130.
+        if code == ExitCode.INTERRUPTED:
+            _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
     except InternalError as exc:
         if _verbose:
             traceback.print_exc()
+        _report_json(exc)
         _fail(exc.exit_code, _bug_lines(exc.message, exc.checkpoint))
     except AethrError as exc:
         if _verbose:
             traceback.print_exc()
+        _report_json(exc)
         lines = [f"aethr: error: {exc.message}"]
         if exc.hint:
             lines.append(f"  hint: {exc.hint}")
@@ -263,7 +290,7 @@ def _main(argv: list[str] | None) -> None:
         else:
             sys.stderr.write(f"aethr: error: {exc.format_message()}\n")
         raise SystemExit(ExitCode.USAGE) from None
-    except BrokenPipeError:
+    except (OutputClosed, BrokenPipeError):
         # The reader went away (`aethr run … | head`): not an error worth a message.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(ExitCode.OK) from None

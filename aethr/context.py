@@ -61,9 +61,11 @@ def gather(
     *,
     step_tokens: int = STEP_TOKENS,
     file_tokens: int = FILE_TOKENS,
+    workflow_file: str | None = None,
 ) -> Gathered:
     """Read every source of a step within the budgets. Never raises for a missing or
-    refused input: each becomes a placeholder note in its block."""
+    refused input: each becomes a placeholder note in its block. An untracked
+    `workflow_file` is left out of `git_diff` (it is aethr's, not the change's)."""
     root = root.resolve()
     budget = _Budget(step_tokens)
     cached: list[listing.Listing] = []
@@ -83,7 +85,7 @@ def gather(
             report.append(ContextItem(str(source), "skipped", 0, note))
             continue
         if source.kind == "git_diff":
-            body, item = _git_diff(root, source, budget, files)
+            body, item = _git_diff(root, source, budget, files, workflow_file)
         elif source.kind == "latest_diff":
             body, item = _latest_diff(latest, source, budget)
         elif source.kind == "file":
@@ -103,7 +105,11 @@ def _block(source: ContextSource, body: str) -> str:
 
 
 def _git_diff(
-    root: Path, source: ContextSource, budget: _Budget, files: Callable[[], listing.Listing]
+    root: Path,
+    source: ContextSource,
+    budget: _Budget,
+    files: Callable[[], listing.Listing],
+    workflow_file: str | None = None,
 ) -> tuple[str, ContextItem]:
     name = str(source)
     if git.toplevel(root) is None:
@@ -118,7 +124,13 @@ def _git_diff(
         parts, truncated = [_screen(diff.text), *notes], diff.truncated
         if not source.arg:
             room = cap - diff.bytes_read
-            for rel in files().untracked:
+            untracked = files().untracked
+            if workflow_file in untracked:
+                notes.append(f"[left out {workflow_file}: the untracked workflow file is aethr's, not the change's]\n")
+                parts.append(notes[-1])
+            for rel in untracked:
+                if rel == workflow_file:
+                    continue
                 patch = _untracked_patch(root, rel, room)
                 if len(patch) > room:
                     truncated = True

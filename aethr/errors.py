@@ -34,6 +34,11 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+class OutputClosed(Exception):
+    """The reader of stdout went away (`aethr run | head`). Not a failure, so not an
+    AethrError: the run stops and aethr exits 0 quietly, as git does."""
+
+
 class AethrError(Exception):
     """A failure with a user-facing message, an optional hint and an exit code."""
 
@@ -48,6 +53,8 @@ class AethrError(Exception):
         self.usage = usage
         # Set by the executor when the run left a checkpoint to resume from.
         self.checkpoint: str | None = None
+        # Set by the executor once it has reported this failure as a RunFailed event.
+        self.reported = False
 
 
 class StepFailed(AethrError):

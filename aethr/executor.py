@@ -31,7 +31,7 @@ from aethr import conditions, context, git, prompts
 from aethr.backends import Backend, Completion, Request
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
-from aethr.errors import AethrError, EnvironmentNotReady, InternalError, Interrupted, LoopExhausted
+from aethr.errors import AethrError, EnvironmentNotReady, InternalError, Interrupted, LoopExhausted, OutputClosed
 from aethr.events import (
     CheckpointSaved,
     Event,
@@ -84,6 +84,7 @@ class Executor:
         sink: EventSink,
         durability: Durability | None = None,
         clock: Callable[[], float] = time.monotonic,
+        config_file: str | None = None,
     ) -> None:
         self.workflow = workflow
         self.root = root
@@ -91,6 +92,7 @@ class Executor:
         self.sink = sink
         self.durability = durability
         self.clock = clock
+        self.config_file = config_file  # the workflow file, relative to the root (kept out of git_diff while untracked)
         self._saved = False
         self._tree_changed = False
         self._reported: Usage | None = None  # the running step's usage so far, as its agent reported it
@@ -139,6 +141,8 @@ class Executor:
         except AethrError as exc:
             self._fail(state, exc, current, started)
             raise
+        except OutputClosed:
+            raise  # nobody is reading: nothing to report
         except Exception as exc:  # a bug: still leave the checkpoint, and say it is one
             error = InternalError(f"{type(exc).__name__}: {exc}", usage=self._cut_short(current))
             self._fail(state, error, current, started)
@@ -158,6 +162,7 @@ class Executor:
         if error.usage is not None:
             state.spent = state.spent + error.usage
         self._reported = None
+        error.reported = True
         if self.durability and self._saved:
             with contextlib.suppress(OSError):
                 # Keep what the failed step spent: a resume counts it.
@@ -182,7 +187,7 @@ class Executor:
         model = self.backends.model_for(step)
         backend = self.backends.for_step(step)
         self.sink.emit(StepStarted(step.id, step.role, step.backend, model, iteration))
-        gathered = context.gather(step.context, self.root, state.latest)
+        gathered = context.gather(step.context, self.root, state.latest, workflow_file=self.config_file)
         prompt = prompts.build(self.workflow, step, state.task, state.results, state.latest, gathered.blocks)
         self.sink.emit(PromptBuilt(step.id, prompt, gathered.report))
         condition = conditions.for_step(step)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from aethr.errors import OutputClosed
 from aethr.events import (
     CheckpointSaved,
     Event,
+    EventSink,
     LoopIteration,
     PromptBuilt,
     Retrying,
@@ -162,6 +164,19 @@ class TerminalRenderer:
             for row in lines:
                 self.out.write("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
         self.out.flush()
+
+
+class QuietOnClosedOutput:
+    """Wraps a sink: when the reader of stdout goes away, the run stops as `OutputClosed`."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    def emit(self, event: Event) -> None:
+        try:
+            self.sink.emit(event)
+        except BrokenPipeError:
+            raise OutputClosed from None
 
 
 class JsonRenderer:

@@ -46,19 +46,40 @@ class StepResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StepResult:
-        """Rebuild a result from `to_dict` output. Raises KeyError/TypeError on a wrong shape."""
-        art = data.get("artifact")
+    def from_dict(cls, data: Any) -> StepResult:
+        """Rebuild a result from `to_dict` output. Raises KeyError/TypeError/ValueError on a
+        wrong shape."""
+        if not isinstance(data, dict):
+            raise TypeError("a result must be an object")
+        art = data["artifact"]
+        strings = [data[k] for k in ("step_id", "role", "output")]
+        if not all(isinstance(v, str) for v in strings) or not isinstance(data["model"], str | None):
+            raise TypeError("a result's step_id, role, model and output must be strings")
+        iteration, seconds = data["iteration"], data["seconds"]
+        if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 1:
+            raise ValueError(f"a result's iteration must be 1 or more, not {iteration!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError(f"a result's seconds must be 0 or more, not {seconds!r}")
         return cls(
-            step_id=str(data["step_id"]),
-            role=str(data["role"]),
+            step_id=data["step_id"],
+            role=data["role"],
             model=data["model"],
-            output=str(data["output"]),
-            iteration=int(data["iteration"]),
-            seconds=float(data["seconds"]),
+            output=data["output"],
+            iteration=iteration,
+            seconds=float(seconds),
             usage=usage_from_dict(data["usage"]),
-            artifact=None if art is None else Artifact(**{**art, "changed_files": tuple(art["changed_files"])}),
+            artifact=None if art is None else _artifact(art),
         )
+
+
+def _artifact(data: Any) -> Artifact:
+    if not isinstance(data, dict) or not isinstance(data.get("changed_files"), list):
+        raise TypeError("an artifact must be an object with a list of changed_files")
+    files = tuple(data["changed_files"])
+    fields = (data["step_id"], data["stat"], data["patch"], data["note"])
+    if not all(isinstance(f, str) for f in (*files, *fields)) or not isinstance(data["truncated"], bool):
+        raise TypeError("an artifact's fields have the wrong types")
+    return Artifact(data["step_id"], files, data["stat"], data["patch"], data["truncated"], data["note"])
 
 
 def usage_from_dict(data: Any) -> Usage:

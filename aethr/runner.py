@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import checkpoint, fingerprint, project
+from aethr import checkpoint, fingerprint, project, resume, runstore
 from aethr import settings as settings_mod
 from aethr.backends import Backends
-from aethr.config import Workflow
 from aethr.config import load as load_workflow
-from aethr.errors import CheckpointError, EnvironmentNotReady, UsageError
+from aethr.errors import OutputClosed, UsageError
 from aethr.events import EventSink
 from aethr.executor import Durability, Executor
 from aethr.settings import Settings
@@ -36,42 +35,6 @@ class RunOptions(NamedTuple):
 
 
 _TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored; an empty task aborts.\n"
-
-
-def resolve_checkpoint(value: str, root: Path) -> Path:
-    if value == "last":
-        return checkpoint.newest(root)
-    return Path(value.removeprefix("@")).expanduser()
-
-
-def check_resume(
-    state: checkpoint.RunState, workflow: Workflow, task: str | None, root: Path, config: Path, force: bool
-) -> None:
-    """Refuse a resume that could repeat or skip work wrongly. Raises CheckpointError (another
-    or an edited workflow), UsageError (another task), EnvironmentNotReady (the repository
-    changed, unless `force`)."""
-    if state.workflow != workflow.workflow:
-        raise CheckpointError(
-            f"the checkpoint is of workflow '{state.workflow}', but {config} is '{workflow.workflow}'"
-        )
-    if state.workflow_digest != workflow.digest():
-        raise CheckpointError(
-            f"{config} was edited since the checkpoint was written (workflow '{workflow.workflow}')",
-            hint="undo the edit to resume, or start a new run",
-        )
-    if task is not None and task.strip() != state.task.strip():
-        raise UsageError(
-            "the task given differs from the checkpoint's task",
-            hint="omit the task when resuming: it is taken from the checkpoint",
-        )
-    if state.next_index >= len(workflow.steps):
-        raise CheckpointError("the checkpoint's run already finished: there is nothing to resume")
-    now = fingerprint.take(root, config)
-    if state.fingerprint and now and now != state.fingerprint and not force:
-        raise EnvironmentNotReady(
-            f"the repository changed since the checkpoint: {fingerprint.describe_change(root, state.fingerprint, now)}",
-            hint="skipping finished steps is safe only if nothing changed; pass --force-resume to resume anyway",
-        )
 
 
 def ask_task(settings: Settings) -> str:
@@ -107,12 +70,15 @@ def ask_task(settings: Settings) -> str:
 def _sink(show_prompt: bool, json_output: bool, settings: Settings, verbose: bool) -> EventSink:
     from aethr import render
 
+    sink: EventSink
     if json_output:
-        return render.JsonRenderer(sys.stdout)
-    if show_prompt:
-        return render.PreviewRenderer(sys.stdout)
-    color = sys.stdout.isatty() and not settings.no_color
-    return render.TerminalRenderer(sys.stdout, sys.stderr, color=color, verbose=verbose)
+        sink = render.JsonRenderer(sys.stdout)
+    elif show_prompt:
+        sink = render.PreviewRenderer(sys.stdout)
+    else:
+        color = sys.stdout.isatty() and not settings.no_color
+        sink = render.TerminalRenderer(sys.stdout, sys.stderr, color=color, verbose=verbose)
+    return render.QuietOnClosedOutput(sink)
 
 
 def run_command(options: RunOptions) -> None:
@@ -123,11 +89,6 @@ def run_command(options: RunOptions) -> None:
     workflow = load_workflow(config_path)
     settings = settings_mod.load(found.dotenv)
     show_prompt = options.show_prompt
-    uses_litellm = settings.live and not show_prompt and any(s.backend == "model" for s in workflow.steps)
-    if uses_litellm:
-        from aethr.backends.live import preload
-
-        preload()  # overlaps the seconds-long litellm import with the work below
     if show_prompt and options.resume:
         raise UsageError("--show-prompt and --resume-checkpoint do not go together")
 
@@ -135,33 +96,58 @@ def run_command(options: RunOptions) -> None:
     state = None
     checkpoint_path = None
     if options.resume:
-        checkpoint_path = resolve_checkpoint(options.resume, root)
+        checkpoint_path = resume.resolve(options.resume, root)
         state = checkpoint.load(checkpoint_path)
-        check_resume(state, workflow, task, root, config_path, options.force_resume)
-    elif task is None:
-        task = ask_task(settings)
-    elif not task.strip():
-        raise UsageError("the task is empty: nothing to do")
+        resume.check(state, workflow, task, config_path)
+        settings = resume.settle_mode(state, settings)
+    uses_litellm = settings.live and not show_prompt and any(s.backend == "model" for s in workflow.steps)
+    if uses_litellm:
+        from aethr.backends.live import preload
 
+        preload()  # overlaps the seconds-long litellm import with the work below
     backends = Backends(workflow, settings, root, preview=show_prompt)
-    backends.preflight()
-    durability = None
-    if not show_prompt:
-        durability = Durability(
-            path=checkpoint_path or checkpoint.new_path(root),
-            save=checkpoint.save,
-            fingerprint=lambda: fingerprint.take(root, config_path),
-        )
+    backends.preflight()  # setup errors (keys, tools, AETHR_MOCK_RESPONSES) before any checkpoint
+    if state is None and task is None:
+        task = ask_task(settings)
+    elif state is None and task is not None and not task.strip():
+        raise UsageError("the task is empty: nothing to do")
     if not uses_litellm:
         # A live model run re-enables it after the first call (backends.live), so that the
         # LiteLLM import in the background is not collected through.
         gc.freeze()
         gc.enable()
     sink = _sink(show_prompt, options.json_output, settings, options.verbose)
-    executor = Executor(workflow, root, backends, sink, durability)
+    leave_out = config_path.resolve().relative_to(root).as_posix()
+    if show_prompt:
+        assert task is not None
+        executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
+        executor.run(executor.new_state(task))
+        return
+    executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
     if state is None:
         assert task is not None
         state = executor.new_state(task)
-    executor.run(state, resumed_from=str(checkpoint_path) if checkpoint_path else None)
-    if durability is not None:
-        durability.path.unlink(missing_ok=True)
+        state.mode, state.model_override = settings.mode, settings.model_override
+    _run_kept(executor, state, config_path, checkpoint_path, options.force_resume)
+
+
+def _run_kept(
+    executor: Executor, state: checkpoint.RunState, config_path: Path, resumed: Path | None, force: bool
+) -> None:
+    """Run with a checkpoint, held for the run's length, kept unless the run finishes."""
+    root = executor.root
+    path = resumed or runstore.new_path(root)
+    held = runstore.hold(path)  # before the world check: a running run's tree is not settled
+    if resumed is not None:
+        resume.check_world(state, root, config_path, force)
+    executor.durability = Durability(path, checkpoint.save, lambda: fingerprint.take(root, config_path))
+    finished = False
+    try:
+        executor.run(state, resumed_from=str(resumed) if resumed else None)
+        finished = True
+    except OutputClosed:
+        # The reader went away (`| head`): the run stops there, as git does, and leaves nothing.
+        finished = True
+        raise
+    finally:
+        runstore.release(path, held, finished=finished)

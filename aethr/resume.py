@@ -1,0 +1,92 @@
+"""Resuming a run from its checkpoint: which one, whether it may go on, and in which mode.
+
+A resume must never repeat or skip work wrongly, so it is refused when:
+- the checkpoint is of another workflow, or the workflow was edited (exit 3);
+- any field does not fit this workflow: a step index out of range, a loop count
+  past its limit, a result of a step the workflow lacks (exit 3);
+- another task is given (exit 2), or the environment asks for another mode (exit 2);
+- the repository changed since a finished step was recorded (exit 4, unless
+  --force-resume). A run that failed before any step finished has nothing to
+  protect, so edits such as `aethr auth login`'s `.env` and `.gitignore` are fine.
+A resume runs in the checkpoint's mode: a live run resumes live, with the same
+AETHR_MODEL, even when the resume command does not repeat AETHR_LIVE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aethr import fingerprint, runstore
+from aethr.checkpoint import RunState
+from aethr.config import Workflow
+from aethr.errors import CheckpointError, EnvironmentNotReady, UsageError
+from aethr.settings import Settings
+
+
+def resolve(value: str, root: Path) -> Path:
+    """The checkpoint a `--resume-checkpoint` value names: a path, @PATH, or `last`."""
+    if value == "last":
+        return runstore.newest(root)
+    return Path(value.removeprefix("@")).expanduser()
+
+
+def check(state: RunState, workflow: Workflow, task: str | None, config: Path) -> None:
+    """Refuse a checkpoint that does not fit this workflow and task (see the module doc)."""
+    if state.workflow != workflow.workflow:
+        raise CheckpointError(
+            f"the checkpoint is of workflow '{state.workflow}', but {config} is '{workflow.workflow}'"
+        )
+    if state.workflow_digest != workflow.digest():
+        raise CheckpointError(
+            f"{config} was edited since the checkpoint was written (workflow '{workflow.workflow}')",
+            hint="undo the edit to resume, or start a new run",
+        )
+    if task is not None and task.strip() != state.task.strip():
+        raise UsageError(
+            "the task given differs from the checkpoint's task",
+            hint="omit the task when resuming: it is taken from the checkpoint",
+        )
+    steps = {s.id: s for s in workflow.steps}
+    if state.next_index >= len(workflow.steps):
+        raise CheckpointError(
+            f"the checkpoint's next step ({state.next_index}) is past the workflow's last "
+            f"({len(workflow.steps) - 1}): there is nothing to resume"
+        )
+    for step_id, passes in state.passes.items():
+        loop = steps[step_id].repeat if step_id in steps else None
+        if loop is None or passes >= loop.max_iterations:
+            raise CheckpointError(f"the checkpoint's loop count for '{step_id}' ({passes}) does not fit the workflow")
+    strangers = sorted({r.step_id for r in state.results} - set(steps))
+    if strangers:
+        raise CheckpointError(f"the checkpoint has results of steps the workflow lacks: {', '.join(strangers)}")
+
+
+def check_world(state: RunState, root: Path, config: Path, force: bool) -> None:
+    """Refuse (EnvironmentNotReady) when the repository changed since a finished step."""
+    if not state.results or force or state.fingerprint is None:
+        return
+    now = fingerprint.take(root, config)
+    if now and now != state.fingerprint:
+        raise EnvironmentNotReady(
+            f"the repository changed since the checkpoint: {fingerprint.describe_change(root, state.fingerprint, now)}",
+            hint="skipping finished steps is safe only if nothing changed; pass --force-resume to resume anyway",
+        )
+
+
+def settle_mode(state: RunState, settings: Settings) -> Settings:
+    """The settings to resume with: the checkpoint's mode. Raises UsageError when the
+    environment asks for another one."""
+    if state.mode == "mock":
+        if settings.live:
+            raise UsageError(
+                "the checkpoint is of a mock run, and this environment asks for a live one (AETHR_LIVE or AETHR_MODEL)",
+                hint="unset AETHR_LIVE and AETHR_MODEL to finish it in mock mode, or start a new run to go live",
+            )
+        return settings
+    if settings.model_override is not None and settings.model_override != state.model_override:
+        was = f"AETHR_MODEL={state.model_override}" if state.model_override else "the workflow's own models"
+        raise UsageError(
+            f"the checkpoint's run used {was}, and this environment sets AETHR_MODEL={settings.model_override}",
+            hint="resume with the same models (or without AETHR_MODEL), or start a new run",
+        )
+    return settings._replace(live=True, model_override=state.model_override)
