@@ -20,7 +20,7 @@ def run() -> None:
     # even while the modules below are still importing, exits 130 with one line.
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        from aethr.cli import main
+        from aethr.boundary import main
     except KeyboardInterrupt:
         sys.stderr.write("aethr: interrupted\n")
         sys.stderr.flush()

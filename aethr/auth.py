@@ -62,8 +62,10 @@ def write_env_value(path: Path, name: str, value: str) -> bool:
 
 
 def _quote(value: str) -> str:
-    if any(c in value for c in " #'\"\\$"):
-        return "'" + value.replace("'", "") + "'"
+    """The value as .env text that python-dotenv reads back exactly: single-quoted (no `$`
+    expansion) with `\\` and `'` escaped, when it holds anything a bare value would lose."""
+    if any(c in value for c in " #'\"\\$="):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return value
 
 

@@ -1,30 +1,41 @@
-"""The `aethr` command line: build objects, call the executor, map errors to exit codes.
+"""The `aethr` commands: build objects and call the executor.
 
-`main()` is the one error boundary: an AethrError becomes one message on stderr
-and its exit code; anything else is reported as a bug. Tracebacks only with
-`--verbose`. Imported by nothing.
+`boundary.main()` runs them and is the one place that turns errors into
+messages and exit codes. Imported only by the boundary.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import os
-import signal
 import sys
-import traceback
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from aethr import CONFIG_NAME, __version__
-from aethr.errors import AethrError, ExitCode, InternalError, OutputClosed, UsageError
+from aethr.errors import AethrError, OutputClosed, UsageError
+
+_EPILOG = """\b
+Modes: unless AETHR_LIVE=1 or AETHR_MODEL is set, a run is a mock run
+(deterministic replies: no model is called, no agent starts). AETHR_LIVE=1 calls the models the workflow
+names; AETHR_MODEL=provider:model calls that one model for every step (live).
+run --show-prompt prints every prompt and calls nothing.
+
+\b
+Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT, AETHR_MOCK_RESPONSES,
+AETHR_OPENCODE_BIN, AETHR_EDITOR, NO_COLOR, provider keys (OPENAI_API_KEY, ...)
+and base URLs (OPENAI_API_BASE, ...); the project's .env is read too.
+
+\b
+Exit codes: 0 success, 1 a step failed, 2 usage, 3 invalid workflow or
+checkpoint, 4 environment not ready, 5 a loop ran out of passes, 70 internal
+error (a bug), 130 interrupted.
+"""
 
 app = typer.Typer(
     name="aethr",
     help="Run explicit AI coding workflows written in YAML.",
+    epilog=_EPILOG,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -34,8 +45,12 @@ app = typer.Typer(
 auth_app = typer.Typer(help="Store and check provider API keys in the project .env.", no_args_is_help=True)
 app.add_typer(auth_app, name="auth")
 
-_verbose = False
-_json_output = False  # `run --json`: a failure is also a `run_failed` event on stdout
+
+class Flags:
+    """What the boundary needs to know of the command line once a command has parsed it."""
+
+    verbose = False
+    json_output = False  # `run --json`: a failure is also a `run_failed` event on stdout
 
 
 def _version_callback(value: bool) -> None:
@@ -62,8 +77,7 @@ ConfigOpt = Annotated[
 
 
 def _set_verbose(value: bool) -> None:
-    global _verbose
-    _verbose = _verbose or value
+    Flags.verbose = Flags.verbose or value
 
 
 @app.command()
@@ -77,6 +91,10 @@ def init(
     preset: Annotated[str | None, typer.Argument(help="The preset to copy (see --list).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing .aethr.yaml.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the presets and exit.")] = False,
+    schema: Annotated[
+        bool,
+        typer.Option("--schema", help="Also write .aethr.schema.json beside it, for editor completion."),
+    ] = False,
 ) -> None:
     """Copy a preset workflow into ./.aethr.yaml."""
     from aethr import presets
@@ -102,7 +120,7 @@ def init(
         chosen = available[choice - 1]
     else:
         chosen = presets.get(preset)
-    presets.write(chosen, target, force=force)
+    presets.write(chosen, target, force=force, schema=schema)
     typer.echo(f"Wrote {CONFIG_NAME} from preset '{chosen.name}'. Next: aethr run \"<your task>\"")
 
 
@@ -133,7 +151,7 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-@app.command()
+@app.command(epilog=_EPILOG)
 def run(
     task: Annotated[str | None, typer.Argument(help="What to do. Omit it to write it in your editor.")] = None,
     config: ConfigOpt = None,
@@ -152,9 +170,8 @@ def run(
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the workflow on a task."""
-    global _json_output
     _set_verbose(verbose)
-    _json_output = json_
+    Flags.json_output = json_
     from aethr import runner
 
     options = runner.RunOptions(
@@ -164,12 +181,47 @@ def run(
         json_output=json_,
         resume=resume_checkpoint,
         force_resume=force_resume,
-        verbose=_verbose,
+        verbose=Flags.verbose,
     )
     try:
         runner.run_command(options)
     except BrokenPipeError:
         raise OutputClosed from None  # not an OSError, so Typer does not turn it into exit 1
+
+
+@app.command()
+def checkpoints(
+    prune: Annotated[bool, typer.Option("--prune", help="Remove every kept checkpoint no running run holds.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List this project's kept checkpoints, newest first (or prune them)."""
+    from aethr import checkpoint, project, runstore
+
+    root = project.find(Path.cwd(), config).root
+    if prune:
+        removed = runstore.prune(root)
+        typer.echo(f"Removed {len(removed)} checkpoint(s) of {root}.")
+        return
+    kept = runstore.kept(root)
+    if not kept:
+        typer.echo(f"No checkpoints of {root}.")
+        return
+    for item in kept:
+        try:
+            state = checkpoint.load(item.path)
+            where = f"after '{state.results[-1].step_id}'" if state.results else "before the first step"
+            about = f"{state.mode:<4}  {where:<28}  {' '.join(state.task.split())[:50]}"
+        except AethrError:
+            about = "unreadable (garbled or from another version)"
+        running = "  (running)" if item.running else ""
+        typer.echo(f"{_age(item.age_seconds):>8}  {about}{running}\n          {item.path}")
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
 
 
 @auth_app.command("login")
@@ -189,113 +241,3 @@ def auth_status() -> None:
     from aethr import auth
 
     auth.status(Path.cwd())
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
-    raise KeyboardInterrupt
-
-
-def _fail(code: int, lines: list[str]) -> NoReturn:
-    sys.stdout.flush()
-    for line in lines:
-        sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-    raise SystemExit(code)
-
-
-def _exit(code: int) -> NoReturn:
-    """Flush and leave at once. Tearing down the interpreter after a live run (LiteLLM's
-    millions of objects) costs up to a second and does nothing useful: every file aethr
-    writes is already closed and fsynced, so the only buffers left are stdout and stderr."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
-
-
-def _bug_lines(what: str, checkpoint: str | None) -> list[str]:
-    lines = [
-        f"aethr: internal error (this is a bug in aethr {__version__}): {what}",
-        "  hint: rerun with --verbose for the traceback, and please report it",
-    ]
-    if checkpoint:
-        lines.append(f"  resume: aethr run --resume-checkpoint {checkpoint}")
-    return lines
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `aethr` script and `python -m aethr`."""
-    gc.disable()  # already off when started through aethr.__main__.run; see there why
-    try:
-        try:
-            _main(argv)
-        except KeyboardInterrupt:  # a second Ctrl-C while the first one is being reported
-            _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        _exit(code)
-    _exit(0)
-
-
-def _report_json(exc: AethrError) -> None:
-    """Under `run --json`, a failure the executor did not report still ends stdout with one
-    `run_failed` event, so a reader of the stream always learns how the run ended."""
-    if not _json_output or exc.reported:
-        return
-    import json
-
-    event = {"event": "run_failed", "reason": exc.message, "exit_code": int(exc.exit_code), "hint": exc.hint}
-    with contextlib.suppress(OSError):
-        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-
-
-def _main(argv: list[str] | None) -> None:
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        code = app(args=argv, standalone_mode=False, prog_name="aethr")
-        # Typer turns a KeyboardInterrupt outside a command's own handling into a returned 130.
-        if code == ExitCode.INTERRUPTED:
-            _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
-        if isinstance(code, int) and code:
-            raise SystemExit(code)
-    except InternalError as exc:
-        if _verbose:
-            traceback.print_exc()
-        _report_json(exc)
-        _fail(exc.exit_code, _bug_lines(exc.message, exc.checkpoint))
-    except AethrError as exc:
-        if _verbose:
-            traceback.print_exc()
-        _report_json(exc)
-        lines = [f"aethr: error: {exc.message}"]
-        if exc.hint:
-            lines.append(f"  hint: {exc.hint}")
-        if exc.checkpoint:
-            lines.append(f"  resume: aethr run --resume-checkpoint {exc.checkpoint}")
-            if _verbose:
-                lines.append(Path(exc.checkpoint).read_text(encoding="utf-8"))
-        _fail(int(exc.exit_code), lines)
-    except typer.Abort:
-        _fail(ExitCode.INTERRUPTED, ["aethr: aborted"])
-    except KeyboardInterrupt:
-        _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except typer.TyperException as exc:
-        # Typer's usage errors (unknown option, missing argument) know how to show themselves.
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
-        else:
-            sys.stderr.write(f"aethr: error: {exc.format_message()}\n")
-        raise SystemExit(ExitCode.USAGE) from None
-    except (OutputClosed, BrokenPipeError):
-        # The reader went away (`aethr run … | head`): not an error worth a message.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(ExitCode.OK) from None
-    except Exception as exc:  # the boundary: anything else is a bug in aethr
-        if _verbose:
-            traceback.print_exc()
-        _fail(ExitCode.INTERNAL, _bug_lines(f"{type(exc).__name__}: {exc}", None))
-    raise SystemExit(0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -29,41 +28,7 @@ from pydantic import (
 
 from aethr import CONFIG_NAME
 from aethr.errors import ConfigError
-
-CONTEXT_KINDS = ("git_diff", "latest_diff", "file", "glob")
-_CONTEXT_FORMS = "git_diff, git_diff:<range>, latest_diff, file:<path>, glob:<pattern>"
-
-
-@dataclass(frozen=True)
-class ContextSource:
-    """One explicit context source: `kind` plus its argument (path, pattern or range)."""
-
-    kind: str
-    arg: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.arg}" if self.arg else self.kind
-
-
-def parse_context_source(value: object) -> ContextSource:
-    """Parse `git_diff`, `git_diff:<range>`, `latest_diff`, `file:<path>` or `glob:<pattern>`."""
-    if isinstance(value, ContextSource):
-        return value
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"a context source must be a non-empty string, one of: {_CONTEXT_FORMS}")
-    kind, sep, arg = value.strip().partition(":")
-    kind, arg = kind.strip(), arg.strip()
-    if kind not in CONTEXT_KINDS:
-        near = difflib.get_close_matches(kind, CONTEXT_KINDS, n=1)
-        maybe = f" (did you mean '{near[0]}'?)" if near else ""
-        raise ValueError(f"unknown context source kind '{kind}' in '{value}'{maybe}; use one of: {_CONTEXT_FORMS}")
-    if kind in ("file", "glob") and not arg:
-        what = "path" if kind == "file" else "pattern"
-        raise ValueError(f"'{value}' is empty: write {kind}:<{what}>, for example {kind}:README.md")
-    if kind == "latest_diff" and sep:
-        raise ValueError("latest_diff takes no argument")
-    return ContextSource(kind, arg)
-
+from aethr.names import CONTEXT_FORMS, ContextSource, model_problem, parse_context_source
 
 ContextSpec = Annotated[
     ContextSource,
@@ -73,14 +38,15 @@ ContextSpec = Annotated[
         {
             "type": "string",
             "pattern": r"^(git_diff(:.+)?|latest_diff|file:.+|glob:.+)$",
-            "description": f"One of: {_CONTEXT_FORMS}",
+            "description": f"One of: {CONTEXT_FORMS}",
         }
     ),
 ]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: `"yes"` is not a boolean, `true` is not a number, and infinity is not a timeout.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Repeat(_Strict):
@@ -131,14 +97,6 @@ class Workflow(_Strict):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def litellm_model_name(model: str) -> str:
-    """`openai:gpt-4o-mini` -> `openai/gpt-4o-mini`; `provider/model` is kept as is."""
-    colon, slash = model.find(":"), model.find("/")
-    if colon > 0 and (slash < 0 or colon < slash):
-        return model[:colon] + "/" + model[colon + 1 :]
-    return model
-
-
 # --- loading ---------------------------------------------------------------------------------
 
 Loc = tuple[int | str, ...]
@@ -165,10 +123,31 @@ def load(path: Path) -> Workflow:
     return parse(text, str(path))
 
 
+class _AliasRefused(yaml.composer.ComposerError):
+    pass
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: `*name` is refused where it stands, so a few hundred bytes cannot
+    expand into billions of nodes (an "alias bomb"), and every value is written where it is used."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _AliasRefused(
+                None,
+                None,
+                f"YAML aliases (*{getattr(event, 'anchor', '')}) are not allowed in a workflow file; "
+                "write the value out where it is used",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
 def parse(text: str, name: str = CONFIG_NAME) -> Workflow:
     """Validate workflow YAML text; `name` is used in error locations."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _NoAliasLoader(text)
         try:
             root = loader.get_single_node()
             data = loader.construct_document(root) if root is not None else None
@@ -177,7 +156,8 @@ def parse(text: str, name: str = CONFIG_NAME) -> Workflow:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        raise ConfigError(f"{where}: malformed YAML: {exc.problem or exc}") from None
+        what = "" if isinstance(exc, _AliasRefused) else "malformed YAML: "
+        raise ConfigError(f"{where}: {what}{exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: malformed YAML: {exc}") from None
 
@@ -283,6 +263,11 @@ def _cross_check(wf: Workflow) -> list[_Problem]:
         if role not in wf.roles:
             msg = f"model given for unknown role '{role}'{_near(role, roles)}; roles: {role_list}"
             problems.append(_Problem(("models", role), msg, on_key=True))
+    # Models of roles that model steps call go to LiteLLM; an agent's model is the agent's business.
+    for role in dict.fromkeys(s.role for s in wf.steps if s.backend == "model"):
+        problem = model_problem(wf.models[role]) if role in wf.models else None
+        if problem:
+            problems.append(_Problem(("models", role), f"models.{role}: {problem}"))
     seen: dict[str, int] = {}
     for i, step in enumerate(wf.steps):
         if step.id in seen:

@@ -23,8 +23,8 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from aethr import git, listing, sensitive
-from aethr.config import ContextSource
 from aethr.events import ContextItem
+from aethr.names import ContextSource
 from aethr.results import Artifact
 
 CHARS_PER_TOKEN = 4

@@ -10,7 +10,7 @@
     ├── InternalError         exit 70  a bug in aethr (any unexpected exception)
     └── Interrupted           exit 130 Ctrl-C or SIGTERM
 
-`cli.py` is the only place that turns these into a message and an exit code.
+`boundary.py` is the only place that turns these into a message and an exit code.
 Exit codes are part of the interface: scripts and CI gate on them.
 """
 

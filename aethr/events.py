@@ -87,6 +87,16 @@ class PromptBuilt(NamedTuple):
     event: str = "prompt_built"
 
 
+class ContextNoted(NamedTuple):
+    """A context source that gave the step nothing: refused, skipped (missing) or empty."""
+
+    step_id: str
+    source: str
+    status: str
+    note: str
+    event: str = "context_note"
+
+
 class TextChunk(NamedTuple):
     step_id: str
     text: str
@@ -154,6 +164,7 @@ class RunFailed(NamedTuple):
     usage: Usage
     checkpoint: str | None = None
     steps: tuple[StepFinished, ...] = ()
+    failed_usage: Usage | None = None  # what the failed step spent, when known
     event: str = "run_failed"
 
 
@@ -161,6 +172,7 @@ Event = (
     RunStarted
     | StepStarted
     | PromptBuilt
+    | ContextNoted
     | TextChunk
     | Retrying
     | UsageReported

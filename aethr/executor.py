@@ -1,7 +1,7 @@
 """Run a workflow: steps in order, bounded repeat loops, a checkpoint after each step.
 
 The executor never prints. It emits events to a sink and raises AethrError
-subclasses; `cli.py` decides what the user sees. Its state (`RunState`) is all
+subclasses; `boundary.py` decides what the user sees. Its state (`RunState`) is all
 a resume needs, so a resumed run continues exactly where the last completed
 step left it, loop counters included.
 
@@ -34,6 +34,7 @@ from aethr.config import Step, Workflow
 from aethr.errors import AethrError, EnvironmentNotReady, InternalError, Interrupted, LoopExhausted, OutputClosed
 from aethr.events import (
     CheckpointSaved,
+    ContextNoted,
     Event,
     EventSink,
     LoopIteration,
@@ -179,6 +180,7 @@ class Executor:
                 state.spent,
                 error.checkpoint,
                 finished,
+                error.usage,
             )
         )
 
@@ -190,6 +192,9 @@ class Executor:
         gathered = context.gather(step.context, self.root, state.latest, workflow_file=self.config_file)
         prompt = prompts.build(self.workflow, step, state.task, state.results, state.latest, gathered.blocks)
         self.sink.emit(PromptBuilt(step.id, prompt, gathered.report))
+        for item in gathered.report:
+            if item.status in ("refused", "skipped", "empty"):
+                self.sink.emit(ContextNoted(step.id, item.source, item.status, item.note))
         condition = conditions.for_step(step)
         request = Request(
             step_id=step.id,

@@ -16,6 +16,7 @@ from aethr.fsutil import atomic_write
 __all__ = ["CONFIG_NAME", "Preset", "all_presets", "get", "write"]
 
 SCHEMA_FILE = Path(__file__).with_name("workflow.schema.json")
+SCHEMA_BESIDE = ".aethr.schema.json"  # `init --schema` writes the schema here, beside the workflow
 _SCHEMA_LINE = "# yaml-language-server: $schema="
 
 
@@ -52,11 +53,14 @@ def get(name: str) -> Preset:
     return presets[name]
 
 
-def write(preset: Preset, target: Path, *, force: bool) -> None:
-    """Copy a preset to `target`, pointing its schema comment at the installed schema file.
+def write(preset: Preset, target: Path, *, force: bool, schema: bool = False) -> None:
+    """Copy a preset to `target`. Raises UsageError if `target` exists and `force` is false:
+    a workflow the user edited is never overwritten by accident.
 
-    Raises UsageError if `target` exists and `force` is false: a workflow the
-    user edited is never overwritten by accident.
+    The preset's `$schema` comment must work on every machine that checks the file out, so
+    it never holds a local install path: with `schema`, the schema is written beside the
+    workflow (`.aethr.schema.json`, to commit with it) and the comment points there,
+    relatively; without it, the comment is left out.
     """
     if target.exists() and not force:
         raise UsageError(
@@ -65,5 +69,8 @@ def write(preset: Preset, target: Path, *, force: bool) -> None:
         )
     lines = preset.text.splitlines(keepends=True)
     if lines and lines[0].startswith(_SCHEMA_LINE):
-        lines[0] = f"{_SCHEMA_LINE}{SCHEMA_FILE.resolve().as_uri()}\n"
+        lines = lines[1:]
+        if schema:
+            atomic_write(target.with_name(SCHEMA_BESIDE), SCHEMA_FILE.read_bytes(), mode=0o644)
+            lines.insert(0, f"{_SCHEMA_LINE}{SCHEMA_BESIDE}\n")
     atomic_write(target, "".join(lines).encode(), mode=0o644)

@@ -1,10 +1,12 @@
-"""Prices and context windows from LiteLLM's bundled table, read as data.
+"""Prices, context windows and providers from LiteLLM's bundled tables, read as data.
 
-LiteLLM ships `model_prices_and_context_window_backup.json` inside its package.
-This module finds that file without importing litellm (which costs seconds) and
-answers, per model: USD per input and output token, and the context window. It
-is the one reader of that table: the live backend prices calls with it, and the
-estimate and the spend cap read it too.
+LiteLLM ships `model_prices_and_context_window_backup.json` and
+`provider_endpoints_support_backup.json` inside its package. This module finds
+them without importing litellm (which costs seconds) and answers, per model: USD
+per input and output token, and the context window; and which providers LiteLLM
+knows. It is the one reader of those tables: the live backend prices calls with
+it, the workflow loader checks model names with it, and the estimate and the
+spend cap read it too.
 
 A model is looked up the way LiteLLM looks it up: `provider/model` as a key, then
 the bare `model` among the entries of that provider. A model not in the table
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 TABLE_NAME = "model_prices_and_context_window_backup.json"
+PROVIDERS_NAME = "provider_endpoints_support_backup.json"
 # LiteLLM names some providers' entries differently from the model prefix users write.
 _PROVIDER_ALIASES = {"google": "gemini", "gemini": "gemini", "vertex_ai": "vertex_ai-language-models"}
 
@@ -33,21 +36,20 @@ class Price(NamedTuple):
         return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token
 
 
-def table_path() -> Path | None:
-    """The bundled table inside the installed litellm package (found, not imported)."""
+def table_path(name: str = TABLE_NAME) -> Path | None:
+    """A bundled table inside the installed litellm package (found, not imported)."""
     spec = find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         return None
     for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / TABLE_NAME
+        candidate = Path(folder) / name
         if candidate.is_file():
             return candidate
     return None
 
 
-@functools.cache
-def _table() -> dict[str, Any]:
-    path = table_path()
+def _read(name: str) -> dict[str, Any]:
+    path = table_path(name)
     if path is None:
         return {}
     try:
@@ -55,6 +57,23 @@ def _table() -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+@functools.cache
+def _table() -> dict[str, Any]:
+    return _read(TABLE_NAME)
+
+
+@functools.cache
+def providers() -> frozenset[str]:
+    """Every provider prefix LiteLLM knows (`openai`, `anthropic`, `litellm_proxy`, …)."""
+    listed = _read(PROVIDERS_NAME).get("providers")
+    return frozenset(listed) if isinstance(listed, dict) else frozenset()
+
+
+def known_model(name: str) -> bool:
+    """True when the table has `name` itself (a bare model name LiteLLM can route)."""
+    return isinstance(_table().get(name), dict)
 
 
 def entry(model: str) -> dict[str, Any] | None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from aethr.errors import OutputClosed
+from aethr.errors import ExitCode, OutputClosed
 from aethr.events import (
     CheckpointSaved,
+    ContextNoted,
     Event,
     EventSink,
     LoopIteration,
@@ -50,6 +51,7 @@ class TerminalRenderer:
         self._console: Any = None
         self._at_line_start = True
         self._mode = "mock"
+        self._plan: dict[str, tuple[str, str]] = {}  # step id -> (role, model as shown)
 
     def _model(self, model: str | None, backend: str) -> str:
         name = model or "no model"
@@ -109,6 +111,8 @@ class TerminalRenderer:
                 f"aethr: loop {event.back_to}..{event.step_id} pass {event.passes}/{event.max_iterations}: "
                 f"{event.reason} → {verdict}"
             )
+        elif isinstance(event, ContextNoted):
+            self._note(f"aethr: step '{event.step_id}': context {event.source}: {event.status} ({event.note})")
         elif isinstance(event, CheckpointSaved) and self.verbose:
             self._note(f"aethr: checkpoint saved after '{event.step_id}': {event.path}")
         elif isinstance(event, RunFinished | RunFailed):
@@ -124,8 +128,11 @@ class TerminalRenderer:
         width = max(len(s.id) for s in event.steps)
         role_width = max(len(s.role) for s in event.steps)
         for s in event.steps:
+            self._plan[s.id] = (s.role, "mock" if self._mode == "mock" else (s.model or ""))
             self._line(f"  {s.id:<{width}}  {s.role:<{role_width}}  {self._model(s.model, s.backend)}", "dim")
-        if event.checkpoint:
+        if event.checkpoint and self.verbose:
+            # Shown only with --verbose: it is deleted when the run succeeds, and a failed run
+            # prints its resume command.
             self._note(f"aethr: checkpoint: {event.checkpoint}")
 
     def _summary(self, event: RunFinished | RunFailed) -> None:
@@ -143,8 +150,14 @@ class TerminalRenderer:
             )
             for s in event.steps
         ]
-        if isinstance(event, RunFailed) and event.step_id:
-            rows.append((event.step_id, "", "", "failed" if event.exit_code != 130 else "interrupted", "", "", ""))
+        # A loop that ran out failed no step of its own: its passes are all in the rows already.
+        if isinstance(event, RunFailed) and event.step_id and event.exit_code != ExitCode.LOOP_EXHAUSTED:
+            role, model = self._plan.get(event.step_id, ("", ""))
+            spent = event.failed_usage
+            status = "interrupted" if event.exit_code == ExitCode.INTERRUPTED else "failed"
+            rows.append(
+                (event.step_id, role, model, status, "", tokens(spent) if spent else "", money(spent) if spent else "")
+            )
         title = "run failed" if failed else "run finished"
         total = f"{event.seconds:.1f}s · tokens {tokens(event.usage)} · cost {money(event.usage)}"
         if self.color:

@@ -57,6 +57,12 @@ def load(dotenv: Path) -> Settings:
                 added.add(key)
     env = os.environ
     override = env.get("AETHR_MODEL", "").strip() or None
+    if override is not None:
+        from aethr.names import model_problem
+
+        problem = model_problem(override)
+        if problem:
+            raise UsageError(f"AETHR_MODEL={override!r}: {problem}", hint="fix or unset AETHR_MODEL")
     raw_timeout = env.get("AETHR_TIMEOUT", "").strip()
     try:
         timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT

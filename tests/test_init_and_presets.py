@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from aethr import __version__
-from aethr.config import litellm_model_name, load
+from aethr.config import load
+from aethr.names import litellm_model_name
 from tests.conftest import aethr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +44,18 @@ def test_each_preset_inits_and_validates(tmp_path: Path, preset: str) -> None:
     result = aethr("init", preset, cwd=tmp_path)
     assert result.code == 0, result.both
     written = (tmp_path / ".aethr.yaml").read_text()
-    first = written.splitlines()[0]
-    assert first.startswith("# yaml-language-server: $schema=file://")
-    schema_file = Path(first.split("$schema=file://", 1)[1])
-    assert schema_file.is_file(), "the schema comment points at a real file"
-    assert json.loads(schema_file.read_text())["title"].startswith("aethr workflow")
+    assert "$schema" not in written and str(ROOT) not in written, "no local install path in a shared file"
+    assert not (tmp_path / ".aethr.schema.json").exists()
     assert aethr("validate", cwd=tmp_path).code == 0
+
+
+def test_init_with_schema_writes_it_beside_and_points_there_relatively(tmp_path: Path) -> None:
+    result = aethr("init", "custom", "--schema", cwd=tmp_path)
+    assert result.code == 0, result.both
+    first = (tmp_path / ".aethr.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=.aethr.schema.json"
+    schema_file = tmp_path / ".aethr.schema.json"
+    assert json.loads(schema_file.read_text())["title"].startswith("aethr workflow")
 
 
 def test_existing_workflow_is_never_overwritten_without_force(tmp_path: Path) -> None:
@@ -141,7 +148,7 @@ def test_installed_wheel_ships_the_presets(tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(target)}
     listed = aethr("init", "--list", cwd=project, env=env)
     assert listed.code == 0 and "docs-sync" in listed.out
-    assert aethr("init", "docs-sync", cwd=project, env=env).code == 0
-    first = (project / ".aethr.yaml").read_text().splitlines()[0]
-    assert str(target) in first, "the schema comment points into the installed package"
+    assert aethr("init", "docs-sync", "--schema", cwd=project, env=env).code == 0
+    shipped = json.loads((target / "aethr" / "workflow.schema.json").read_text())
+    assert json.loads((project / ".aethr.schema.json").read_text()) == shipped, "the installed schema is copied"
     assert aethr("validate", cwd=project, env=env).code == 0

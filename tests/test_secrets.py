@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aethr import context
-from aethr.config import parse_context_source
+from aethr.names import parse_context_source
 from tests.conftest import WORKFLOW_ONE_STEP, aethr, git, make_repo, write_workflow
 
 KEY_BLOCK = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from aethr import conditions, listing, pricing, prompts, sensitive
-from aethr.config import litellm_model_name, parse
+from aethr.config import parse
 from aethr.events import Usage
+from aethr.names import litellm_model_name
 from aethr.results import StepResult
 
 GLOBS = [

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from aethr.config import Step, Workflow, litellm_model_name
+from aethr.config import Step, Workflow
 from aethr.errors import ConfigError
 from aethr.events import Event, Usage
+from aethr.names import litellm_model_name
 from aethr.settings import Settings
 
 Emit = Callable[[Event], None]
@@ -109,12 +110,11 @@ class Backends:
         return LiteLLMBackend()
 
     def preflight(self) -> None:
-        """Refuse a live run that cannot work, before any call: a model step whose role has
-        no model (ConfigError), a missing key or tool (EnvironmentNotReady)."""
-        if self.mode != "live":
-            return
+        """Refuse a run that cannot work, before any call or checkpoint: a live model step whose
+        role has no model (ConfigError), a missing key or tool (EnvironmentNotReady), a bad
+        AETHR_MOCK_RESPONSES file (ConfigError)."""
         for step in self.workflow.steps:
-            if step.backend == "model" and self.model_for(step) is None:
+            if self.mode == "live" and step.backend == "model" and self.model_for(step) is None:
                 raise ConfigError(
                     f"step '{step.id}': role '{step.role}' has no model, and this is a live run",
                     hint=f"add `{step.role}: openai:gpt-4o-mini` (or another model) under `models:`, "

@@ -5,19 +5,16 @@ LITELLM_LOCAL_MODEL_COST_MAP=True so it never fetches its price list.
 `preload()` starts that import on a thread so it overlaps aethr's own start-up.
 
 Retries: at most 3 attempts, with exponential backoff and jitter (or the
-provider's Retry-After), on 429, 5xx, connection errors and timeouts — and only
-before the first streamed text, so output is never shown twice. 400, 401, 403,
-404 and context-window errors are final at once. Errors are mapped by type:
+provider's Retry-After), on 429, 5xx, connection errors, timeouts and cut
+streams, and only before the first streamed text, so output is never shown
+twice. 400, 401, 403, 404 and context-window errors are final at once. Errors
+are classified by type and status, whichever provider raised them
+(`backends.failures`), and each kind has one message and one hint.
 
-    litellm.AuthenticationError        401  -> key rejected
-    litellm.PermissionDeniedError      403  -> no access to the model
-    litellm.NotFoundError              404  -> unknown model or endpoint
-    litellm.ContextWindowExceededError      -> prompt too long
-    litellm.BadRequestError            400  -> request refused
-    litellm.RateLimitError             429  -> retried, then rate limited
-    litellm.Timeout                         -> retried, then timed out
-    litellm.APIConnectionError              -> retried, then unreachable
-    litellm.InternalServerError etc.   5xx  -> retried, then provider error
+A stream counts as finished only when the provider itself sent a finish reason.
+A stream that ends with no text and no finish reason may be a server that
+ignores streaming and answered with one JSON body (which the streaming parser
+cannot read): the retry asks without streaming.
 """
 
 from __future__ import annotations
@@ -34,7 +31,8 @@ from types import ModuleType
 from typing import Any
 
 from aethr import pricing, settings
-from aethr.backends import Completion, Emit, Request
+from aethr.backends import Completion, Emit, Request, failures
+from aethr.backends.failures import StreamCut
 from aethr.context import estimate_tokens
 from aethr.errors import EnvironmentNotReady, StepFailed
 from aethr.events import Retrying, TextChunk, Usage
@@ -79,10 +77,6 @@ def preload() -> None:
     threading.Thread(target=_litellm, name="aethr-litellm-import", daemon=True).start()
 
 
-class StreamCut(Exception):
-    """The stream ended without a finish reason: the connection was cut."""
-
-
 def _provider(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
 
@@ -124,9 +118,10 @@ class LiteLLMBackend:
         # What failed attempts may have cost: a call the provider answered with an error costs
         # nothing, but one that timed out or was cut may have been billed, unknown how much.
         spent = Usage()
+        stream = True
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                completion = self._stream(litellm, request, emit)
+                completion = self._call(litellm, request, emit, stream)
                 _gc_settled()
                 return completion._replace(usage=spent + completion.usage)
             except _Streamed as wrapped:
@@ -135,32 +130,42 @@ class LiteLLMBackend:
                 failure.usage = spent + Usage(estimate_tokens(request.prompt), wrapped.tokens, None)
                 raise failure from None
             except Exception as exc:
-                if isinstance(exc, litellm.Timeout | StreamCut):
+                kind = failures.classify(litellm, exc)
+                if kind in ("timeout", "cut"):
                     spent = spent + Usage(estimate_tokens(request.prompt), 0, None)
-                if not _retryable(litellm, exc) or attempt == ATTEMPTS:
+                    stream = stream and kind != "cut"
+                if kind not in failures.RETRIED or attempt == ATTEMPTS:
                     _gc_settled()
                     failure = _failure(litellm, exc, request, attempt, streamed=False)
                     failure.usage = spent
                     raise failure from None
-                delay = _retry_after(exc)
+                delay = failures.retry_after(exc)
                 if delay is None:
                     delay = BACKOFF_BASE * 2 ** (attempt - 1) * (0.5 + random.random())
-                emit(Retrying(request.step_id, attempt, round(delay, 2), _short(litellm, exc)))
+                delay = min(delay, MAX_RETRY_AFTER)
+                emit(Retrying(request.step_id, attempt, round(delay, 2), _short(kind, failures.status_of(exc))))
                 time.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _stream(self, litellm: ModuleType, request: Request, emit: Emit) -> Completion:
+    def _call(self, litellm: ModuleType, request: Request, emit: Emit, stream: bool) -> Completion:
         response = litellm.completion(
             model=request.model,
             messages=[{"role": "user", "content": request.prompt}],
-            stream=True,
-            stream_options={"include_usage": True},
+            stream=stream,
+            **({"stream_options": {"include_usage": True}} if stream else {}),
             timeout=request.timeout,
             max_retries=0,
             num_retries=0,
         )
+        if not stream:
+            choice = response.choices[0]
+            text = getattr(choice.message, "content", None) or ""
+            if not getattr(choice, "finish_reason", None):
+                raise StreamCut("the answer ended without a finish reason")
+            if text:
+                emit(TextChunk(request.step_id, text))
+            return self._finish(request, text, getattr(response, "usage", None))
         parts: list[str] = []
-        finish = None
         usage = None
         try:
             for chunk in response:
@@ -169,19 +174,24 @@ class LiteLLMBackend:
                     if delta:
                         parts.append(delta)
                         emit(TextChunk(request.step_id, delta))
-                    finish = getattr(choice, "finish_reason", None) or finish
                 usage = getattr(chunk, "usage", None) or usage
             # LiteLLM's stream wrapper adds a synthetic "stop" when the provider sent no finish
-            # reason (a cut connection); the reason the provider really sent is kept here.
-            if hasattr(response, "received_finish_reason"):
-                finish = response.received_finish_reason or getattr(response, "intermittent_finish_reason", None)
-            if finish is None:
+            # reason (a cut connection); only the reason the provider really sent counts.
+            if not getattr(response, "received_finish_reason", None):
                 raise StreamCut("the stream ended without a finish reason (the connection was cut)")
         except Exception as exc:
             if parts:
                 raise _Streamed(exc, estimate_tokens("".join(parts))) from None
             raise
-        text = "".join(parts)
+        return self._finish(request, "".join(parts), usage)
+
+    def _finish(self, request: Request, text: str, usage: Any) -> Completion:
+        if not text.strip():
+            raise StepFailed(
+                f"step '{request.step_id}' (role {request.role}, model {request.model}): the model's answer was empty",
+                hint="resume to ask again; if it keeps happening, check the model and the endpoint",
+                usage=_usage(request.model or "", request.prompt, text, usage),
+            )
         return Completion(text, _usage(request.model or "", request.prompt, text, usage))
 
 
@@ -201,98 +211,59 @@ def _usage(model: str, prompt: str, text: str, usage: Any) -> Usage:
     return Usage(prompt_tokens, completion_tokens, pricing.cost(model, prompt_tokens, completion_tokens))
 
 
-def _connection_failed(litellm: ModuleType, exc: BaseException) -> bool:
-    """True if a connection error is anywhere in the exception's chain. LiteLLM reports some of
-    them (connection refused) as InternalServerError, with the original kept as its context."""
-    import openai
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, openai.APIConnectionError) and not isinstance(seen, openai.APITimeoutError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+_SHORT = {
+    "rate_limit": "rate limited (429)",
+    "timeout": "timed out",
+    "cut": "the stream was cut",
+    "unreachable": "connection failed",
+}
 
 
-def _retryable(litellm: ModuleType, exc: Exception) -> bool:
-    if isinstance(exc, litellm.ContextWindowExceededError | litellm.BadRequestError):
-        return False
-    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError | litellm.NotFoundError):
-        return False
-    if isinstance(exc, litellm.RateLimitError | litellm.Timeout | litellm.APIConnectionError | StreamCut):
-        return True
-    status = getattr(exc, "status_code", None)
-    return isinstance(status, int) and status >= 500
-
-
-def _retry_after(exc: Exception) -> float | None:
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
-    except (TypeError, ValueError):
-        return None
-
-
-def _short(litellm: ModuleType, exc: Exception) -> str:
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, litellm.RateLimitError):
-        return "rate limited (429)"
-    if isinstance(exc, litellm.Timeout):
-        return "timed out"
-    if isinstance(exc, StreamCut):
-        return "the stream was cut"
-    if _connection_failed(litellm, exc):
-        return "connection failed"
-    return f"provider error ({status})" if status else type(exc).__name__
+def _short(kind: str, status: int | None) -> str:
+    return _SHORT.get(kind) or (f"provider error ({status})" if status else "the call failed")
 
 
 def _failure(litellm: ModuleType, exc: Exception, request: Request, attempts: int, streamed: bool) -> StepFailed:
+    """One message and hint per kind of failure, the same for every provider."""
     who = f"step '{request.step_id}' (role {request.role}, model {request.model})"
     tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
-    status = getattr(exc, "status_code", None)
-    detail = _scrub(str(getattr(exc, "message", "") or exc))[:300]
+    kind = failures.classify(litellm, exc)
+    status = failures.status_of(exc)
+    said = failures.detail(exc, _scrub)
     provider = _provider(request.model or "")
+    base = failures.BASE_URL_VARIABLES.get(provider, f"the {provider} base URL")
     if streamed:
-        return StepFailed(
-            f"{who}: the answer broke off part-way ({_short(litellm, exc)}): {detail}",
-            hint="resume to run the step again",
-        )
-    if isinstance(exc, StreamCut):
-        return StepFailed(f"{who}: {exc}{tries}", hint="check the endpoint, then resume")
-    if isinstance(exc, litellm.AuthenticationError):
-        return StepFailed(
-            f"{who}: the provider rejected the API key (401)",
-            hint=f"check the key: `aethr auth status`, then `aethr auth login {provider}`",
-        )
-    if isinstance(exc, litellm.PermissionDeniedError):
-        return StepFailed(f"{who}: the key may not use this model (403): {detail}")
-    if isinstance(exc, litellm.NotFoundError):
-        return StepFailed(
-            f"{who}: the provider does not know this model or endpoint (404): {detail}",
-            hint="check `models:` in the workflow (or AETHR_MODEL) and the provider's base URL",
-        )
-    if isinstance(exc, litellm.ContextWindowExceededError):
-        return StepFailed(
-            f"{who}: the prompt is longer than the model's context window",
-            hint="narrow the step's context, or use history_visibility: latest or summary",
-        )
-    if isinstance(exc, litellm.BadRequestError):
-        return StepFailed(f"{who}: the provider refused the request ({status or 400}): {detail}")
-    if isinstance(exc, litellm.RateLimitError):
-        return StepFailed(f"{who}: rate limited (429){tries}", hint="wait a minute, then resume")
-    if isinstance(exc, litellm.Timeout):
-        return StepFailed(
-            f"{who}: no answer within {request.timeout:g}s{tries}",
-            hint="raise AETHR_TIMEOUT or the step's `timeout`, then resume",
-        )
-    if _connection_failed(litellm, exc):
-        return StepFailed(
-            f"{who}: cannot reach the provider{tries}",
-            hint="check the network and the base URL (OPENAI_API_BASE and friends), then resume",
-        )
-    if isinstance(status, int):
-        return StepFailed(f"{who}: the provider failed ({status}){tries}: {detail}", hint="resume later")
-    return StepFailed(f"{who}: the call failed{tries}: {type(exc).__name__}: {detail}")
+        what = _short(kind, status)
+        return StepFailed(f"{who}: the answer broke off part-way ({what}): {said}", hint="resume to run the step again")
+    table: dict[str, tuple[str, str | None]] = {
+        "auth": (
+            "the provider rejected the API key (401)",
+            f"check the key: `aethr auth status`, then `aethr auth login {provider}`",
+        ),
+        "permission": (
+            f"the key may not use this model (403): {said}",
+            "check the key's access to this model, or choose another in `models:`",
+        ),
+        "not_found": (
+            f"the provider does not know this model or endpoint (404): {said}",
+            f"check `models:` in the workflow (or AETHR_MODEL) and {base}",
+        ),
+        "context": (
+            "the prompt is longer than the model's context window",
+            "narrow the step's context, or use history_visibility: latest or summary",
+        ),
+        "bad_request": (f"the provider refused the request ({status or 400}): {said}", None),
+        "rate_limit": (f"rate limited (429){tries}", "wait a minute, then resume"),
+        "timeout": (
+            f"no answer within {request.timeout:g}s{tries}",
+            "raise AETHR_TIMEOUT or the step's `timeout`, then resume",
+        ),
+        "cut": (f"the stream ended without a finish reason (the connection was cut){tries}", "resume to retry"),
+        "unreachable": (
+            f"cannot reach the provider{tries}",
+            f"check that the server is up and {base}, then resume",
+        ),
+        "server": (f"the provider failed ({status}){tries}: {said}", "resume later"),
+    }
+    message, hint = table.get(kind, (f"the call failed{tries}: {said}", "resume to retry"))
+    return StepFailed(f"{who}: {message}", hint=hint)

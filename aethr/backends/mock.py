@@ -56,7 +56,8 @@ class MockBackend:
         return reply
 
     def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
-        pass
+        if self._script_path is not None and self._script is None:
+            self._script = _load_script(self._script_path)
 
     def complete(self, request: Request, emit: Emit) -> Completion:
         text = self._scripted(request.step_id)

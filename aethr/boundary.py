@@ -1,0 +1,135 @@
+"""The one error boundary: run a command, turn every ending into a message and an exit code.
+
+An AethrError becomes one message on stderr (and, under `run --json`, a final
+`run_failed` event on stdout) with its exit code; an interrupt at any moment is
+exit 130; a closed stdout is a quiet exit 0; anything else is reported as a bug
+(exit 70). Tracebacks only with `--verbose`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+import typer
+
+from aethr import __version__
+from aethr.cli import Flags, app
+from aethr.errors import AethrError, ExitCode, InternalError, OutputClosed
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _fail(code: int, lines: list[str]) -> NoReturn:
+    sys.stdout.flush()
+    for line in lines:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """Flush and leave at once. Tearing down the interpreter after a live run (LiteLLM's
+    millions of objects) costs up to a second and does nothing useful: every file aethr
+    writes is already closed and fsynced, so the only buffers left are stdout and stderr."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+def _bug_lines(what: str, checkpoint: str | None) -> list[str]:
+    lines = [
+        f"aethr: internal error (this is a bug in aethr {__version__}): {what}",
+        "  hint: rerun with --verbose for the traceback, and please report it",
+    ]
+    if checkpoint:
+        lines.append(f"  resume: aethr run --resume-checkpoint {checkpoint}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `aethr` script and `python -m aethr`."""
+    gc.disable()  # already off when started through aethr.__main__.run; see there why
+    try:
+        try:
+            _main(argv)
+        except KeyboardInterrupt:  # a second Ctrl-C while the first one is being reported
+            _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        _exit(code)
+    _exit(0)
+
+
+def _report_json(exc: AethrError) -> None:
+    """Under `run --json`, a failure the executor did not report still ends stdout with one
+    `run_failed` event, so a reader of the stream always learns how the run ended."""
+    if not Flags.json_output or exc.reported:
+        return
+    import json
+
+    event = {"event": "run_failed", "reason": exc.message, "exit_code": int(exc.exit_code), "hint": exc.hint}
+    with contextlib.suppress(OSError):
+        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+
+
+def _main(argv: list[str] | None) -> None:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="aethr")
+        # Typer turns a KeyboardInterrupt outside a command's own handling into a returned 130.
+        if code == ExitCode.INTERRUPTED:
+            _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
+    except InternalError as exc:
+        if Flags.verbose:
+            traceback.print_exc()
+        _report_json(exc)
+        _fail(exc.exit_code, _bug_lines(exc.message, exc.checkpoint))
+    except AethrError as exc:
+        if Flags.verbose:
+            traceback.print_exc()
+        _report_json(exc)
+        lines = [f"aethr: error: {exc.message}"]
+        if exc.hint:
+            lines.append(f"  hint: {exc.hint}")
+        if exc.checkpoint:
+            lines.append(f"  resume: aethr run --resume-checkpoint {exc.checkpoint}")
+            if Flags.verbose:
+                lines.append(Path(exc.checkpoint).read_text(encoding="utf-8"))
+        _fail(int(exc.exit_code), lines)
+    except typer.Abort:
+        _fail(ExitCode.INTERRUPTED, ["aethr: aborted"])
+    except KeyboardInterrupt:
+        _fail(ExitCode.INTERRUPTED, ["aethr: interrupted"])
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except typer.TyperException as exc:
+        # Typer's usage errors (unknown option, missing argument) know how to show themselves.
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            sys.stderr.write(f"aethr: error: {exc.format_message()}\n")
+        raise SystemExit(ExitCode.USAGE) from None
+    except (OutputClosed, BrokenPipeError):
+        # The reader went away (`aethr run … | head`): not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(ExitCode.OK) from None
+    except Exception as exc:  # the boundary: anything else is a bug in aethr
+        if Flags.verbose:
+            traceback.print_exc()
+        _fail(ExitCode.INTERNAL, _bug_lines(f"{type(exc).__name__}: {exc}", None))
+    raise SystemExit(0)
