@@ -51,12 +51,19 @@ def ask_task(settings: Settings) -> str:
         path = Path(folder) / "TASK.md"
         path.write_text(_TASK_TEMPLATE, encoding="utf-8")
         try:
-            code = subprocess.call([*shlex.split(editor), str(path)])
+            child = subprocess.Popen([*shlex.split(editor), str(path)])
         except OSError as exc:
             raise UsageError(
                 f"cannot start the editor {editor!r}: {exc.strerror or exc}",
                 hint="set AETHR_EDITOR or EDITOR, or pass the task as an argument",
             ) from None
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            # A SIGTERM reaches aethr alone (Ctrl-C reaches the editor too): end the editor as well.
+            child.terminate()
+            child.wait()
+            raise
         if code != 0:
             raise UsageError(f"the editor {editor!r} exited with status {code}; nothing was run")
         text = path.read_text(encoding="utf-8", errors="replace")

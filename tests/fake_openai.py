@@ -9,6 +9,7 @@ script runs out, the last behaviour repeats. Behaviours (dicts):
     {"kind": "drop", "text": "partial"}   stream some text, then close without a finish
     {"kind": "tool", "name": "write", "arguments": {...}}   one streamed tool call
     {"kind": "runaway"}                   stream text forever (bounded by `runaway_seconds`)
+    {"kind": "json", "text": "..."}       one complete JSON answer, even to a streaming request
 
 Every request body is appended to `requests` (and to `log_path` as JSON lines when
 running as a script). Run standalone: `python tests/fake_openai.py SCRIPT.json`
@@ -99,6 +100,8 @@ class FakeOpenAI:
                     fake._stop.wait(600)
                 elif kind == "tool":
                     self._stream(body, "", behaviour, tool=behaviour)
+                elif kind == "json":
+                    self._stream({**body, "stream": False}, behaviour.get("text", "ok"), behaviour)
                 else:
                     self._stream(body, behaviour.get("text", "ok"), behaviour)
 
