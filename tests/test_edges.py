@@ -363,6 +363,10 @@ def test_a_failed_row_names_its_role_and_model(repo: Path, server: FakeOpenAI) -
     assert "resume later" not in result.err and "Error" not in result.err.split("hint:")[0]
     failed = [line for line in result.out.splitlines() if line.strip().startswith("two ")][-1]
     assert failed.split()[:4] == ["two", "b", "openai/gpt-4o-mini", "failed"]
+    summary = result.out.split("run failed", 1)[1].splitlines()
+    total = float(summary[0].split("cost $", 1)[1])
+    rows = [float(line.split("$")[-1]) for line in summary[2:] if "$" in line]
+    assert len(rows) == 2 and sum(rows) == pytest.approx(total), "the rows add up to the total"
 
 
 def test_a_complete_answer_without_streaming_is_accepted(repo: Path, server: FakeOpenAI) -> None:
