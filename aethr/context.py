@@ -16,13 +16,12 @@ estimate: it only has to keep prompts bounded, not bill anyone.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from aethr import git, listing, sensitive
+from aethr import git, gitview, listing, sensitive
 from aethr.events import ContextItem
 from aethr.names import ContextSource
 from aethr.results import Artifact
@@ -115,93 +114,29 @@ def _git_diff(
     if git.toplevel(root) is None:
         note = git.why_not_a_repository(root)
         return f"[no diff: {note}]", ContextItem(name, "skipped", 0, note)
-    cap = budget.take(budget.left)
+    room = budget.take(budget.left)
+    file_room = FILE_TOKENS * CHARS_PER_TOKEN
+    notes: list[str] = []
+    lead = ""
     try:
-        names = git.tracked_names(root, source.arg or None)
-        refused = {rel: why for rel in names if (why := sensitive.by_name(rel))}
-        diff = git.tracked_diff(root, cap, source.arg or None, leave_out=sorted(refused))
-        notes = [f"[left out {rel}: {why}]\n" for rel, why in refused.items()]
-        parts, truncated = [_screen(diff.text), *notes], diff.truncated
-        if not source.arg:
-            room = cap - diff.bytes_read
-            untracked = files().untracked
-            if workflow_file in untracked:
-                notes.append(f"[left out {workflow_file}: the untracked workflow file is aethr's, not the change's]\n")
-                parts.append(notes[-1])
-            for rel in untracked:
-                if rel == workflow_file:
-                    continue
-                patch = _untracked_patch(root, rel, room)
-                if len(patch) > room:
-                    truncated = True
-                    break
-                parts.append(patch)
-                room -= len(patch)
+        new = () if source.arg else files().untracked
+        if workflow_file in new:
+            lead = f"[left out {workflow_file}: the untracked workflow file is aethr's, not the change's]\n"
+            notes.append(lead.strip("[]\n"))
+            new = tuple(rel for rel in new if rel != workflow_file)
+        # New work keeps a share of the budget that tracked changes cannot take.
+        tracked_room = room - room // gitview.NEW_WORK_SHARE if new else room
+        text, cut = gitview.tracked(root, source.arg or None, tracked_room - len(lead), file_room, notes)
+        added, more = gitview.untracked(root, new, room - len(lead) - len(text), file_room, notes, _read)
     except git.GitError as exc:
         return f"[no diff: {exc}]", ContextItem(name, "skipped", 0, str(exc))
-    text = "".join(parts)
+    text = lead + text + added
     if not text.strip():
         note = f"no changes in {source.arg}" if source.arg else "no uncommitted changes"
         return f"[{note}]", ContextItem(name, "empty", 0, note)
-    if truncated:
-        text += f"\n[truncated: the diff is longer than this step's budget of {cap // 1024} KB]"
     budget.spend(text)
-    status = "truncated" if truncated else "included"
-    return text, ContextItem(name, status, estimate_tokens(text), "; ".join(n.strip("[]\n") for n in notes))
-
-
-_FILE_HEADER = re.compile(r"^diff --git a/(.*?) b/", re.M)
-
-
-def _screen(diff: str) -> str:
-    """The diff with every file whose patch holds a secret (by content) replaced by a note."""
-    starts = [m.start() for m in _FILE_HEADER.finditer(diff)]
-    if not starts:
-        return diff
-    out = [diff[: starts[0]]]
-    for begin, end in zip(starts, [*starts[1:], len(diff)], strict=True):
-        section = diff[begin:end]
-        why = sensitive.by_content(section.encode("utf-8", errors="replace"))
-        if why:
-            header = section.split("\n", 1)[0]
-            match = _FILE_HEADER.match(section)
-            section = f"{header}\n[left out {match.group(1) if match else 'a file'}: {why}]\n"
-        out.append(section)
-    return "".join(out)
-
-
-def _untracked_patch(root: Path, rel: str, room: int) -> str:
-    """A new-file patch for an untracked file as `git add -N; git diff` renders it (symlinks
-    as their target path, the exec bit, line endings kept), or a one-line note."""
-    refusal = sensitive.by_name(rel)
-    path = root / rel
-    try:
-        info = path.lstat()
-    except OSError:
-        return f"diff --git a/{rel} b/{rel}\n[missing: {rel} disappeared while it was read]\n"
-    if stat.S_ISLNK(info.st_mode):
-        header = f"diff --git a/{rel} b/{rel}\nnew file mode 120000\n"
-        if refusal:
-            return f"{header}[left out {rel}: {refusal}]\n"
-        target = os.readlink(path)
-        return f"{header}--- /dev/null\n+++ b/{rel}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n"
-    mode = "100755" if info.st_mode & 0o100 else "100644"
-    header = f"diff --git a/{rel} b/{rel}\nnew file mode {mode}\n"
-    if refusal:
-        return f"{header}[left out {rel}: {refusal}]\n"
-    content, note = _read(path, max(room, 0))
-    if content is None:
-        return f"{header}[left out {rel}: {note}]\n"
-    if not content:
-        return header
-    lines = content.split("\n")
-    last = lines.pop()  # "" when the file ends with a newline
-    body = "".join(f"+{line}\n" for line in lines)
-    if last:
-        body += f"+{last}\n\\ No newline at end of file\n"
-        lines.append(last)
-    count = "" if len(lines) == 1 else f",{len(lines)}"
-    return f"{header}--- /dev/null\n+++ b/{rel}\n@@ -0,0 +1{count} @@\n{body}"
+    status = "truncated" if cut or more else "included"
+    return text, ContextItem(name, status, estimate_tokens(text), "; ".join(notes))
 
 
 def _latest_diff(latest: Artifact | None, source: ContextSource, budget: _Budget) -> tuple[str, ContextItem]:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from aethr import conditions, context, git, prompts
+from aethr import conditions, context, git, gitview, prompts
 from aethr.backends import Backend, Completion, Request
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
@@ -302,7 +302,8 @@ class Executor:
             return Artifact(step.id, (), "", "")
         patch = git.diff_trees(self.root, before, after, ARTIFACT_BYTES)
         stat = git.diff_stat(self.root, before, after)
-        return Artifact(step.id, files, stat, patch.text, patch.truncated)
+        # Screened here, so a secret an agent wrote never reaches a prompt or the checkpoint.
+        return Artifact(step.id, files, stat, gitview.screen_patch(patch.text), patch.truncated)
 
     def _finished(self, r: StepResult) -> StepFinished:
         files = r.artifact.changed_files if r.artifact is not None else None

@@ -8,11 +8,13 @@ temporary index, leaving the user's index untouched.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -84,7 +86,9 @@ def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
     code = proc.wait()
     if not truncated and code != 0:
         raise GitError(f"git {' '.join(args)} failed: {stderr.strip() or code}")
-    return Capped(data[:cap].decode("utf-8", errors="replace"), truncated, min(len(data), cap))
+    # surrogateescape keeps bytes that are not UTF-8 recognisable, so a caller can leave
+    # them out with a note instead of showing replacement characters.
+    return Capped(data[:cap].decode("utf-8", errors="surrogateescape"), truncated, min(len(data), cap))
 
 
 @functools.lru_cache(maxsize=16)
@@ -131,21 +135,50 @@ def _diff_base(root: Path, revision_range: str | None) -> str:
 
 
 def tracked_names(root: Path, revision_range: str | None = None) -> list[str]:
-    """The paths `tracked_diff` would show (both sides of a rename), relative to `root`."""
+    """The paths `diff_lines` would show (both sides of a rename), relative to `root`."""
     base = _diff_base(root, revision_range)
     out = _git(root, "diff", "--name-only", "-z", "--no-renames", "--relative", "--end-of-options", base, "--")
     return [name for name in out.split("\0") if name]
 
 
-def tracked_diff(root: Path, cap: int, revision_range: str | None = None, leave_out: list[str] | None = None) -> Capped:
-    """`git diff` of tracked files: staged and unstaged against HEAD (the empty tree before
-    the first commit), or of `revision_range` when given, below `root` with paths relative to
-    it (as `list_files_split` gives them); `leave_out` paths are excluded literally."""
+@contextlib.contextmanager
+def diff_lines(
+    root: Path, revision_range: str | None = None, leave_out: list[str] | None = None
+) -> Iterator[Iterator[bytes]]:
+    """The lines of `git diff` of tracked files, as bytes, read as git writes them (at most
+    64 KiB at a time, so one enormous line is never held whole): staged and unstaged against
+    HEAD (the empty tree before the first commit), or `revision_range`; below `root`, paths
+    relative to it (as `list_files_split` gives them); `leave_out` paths excluded literally.
+    Leaving the block early stops git. Raises GitError if git fails."""
     base = _diff_base(root, revision_range)
     excluded = [f":(exclude,literal){path}" for path in leave_out or []]
     args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "--relative", "--end-of-options", base]
     args += ["--", ".", *excluded]
-    return _git_capped(root, args, cap)
+    try:
+        proc = subprocess.Popen(
+            ["git", "-c", "core.quotepath=off", *args],
+            cwd=root,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        raise GitMissing("git is not installed (or not on PATH)") from None
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout = proc.stdout
+    finished = False
+    try:
+        yield iter(lambda: stdout.readline(65536), b"")
+        finished = True
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stdout.close()
+        with proc.stderr as err:
+            stderr = err.read().decode(errors="replace")
+        code = proc.wait()
+    if finished and code not in (0, -9):
+        raise GitError(f"git {' '.join(args)} failed: {stderr.strip() or code}")
 
 
 def list_files_split(root: Path) -> tuple[list[str], list[str]]:

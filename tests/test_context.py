@@ -166,7 +166,9 @@ def test_a_multi_megabyte_diff_is_capped(repo: Path) -> None:
         (repo / f"gen{i}.txt").write_text(f"line {i}\n" * 30_000)
     git(repo, "add", "-A")
     out = preview(repo, "git_diff", "file:README.md")
-    assert "[truncated: the diff is longer than this step's budget" in out
+    assert "[cut gen0.txt: its patch is longer than its share]" in out, "each file obeys the per-file cap"
+    assert "+line 1\n" in out and "+line 10\n" in out, "later files still get their turn"
+    assert "[left out for the budget: " in out and " changed file(s): gen" in out
     assert "git_diff: truncated" in out
     assert "file:README.md: skipped" in out and "budget is used up" in out
     assert len(out) < 200_000
