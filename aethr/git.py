@@ -62,10 +62,10 @@ def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool 
     return proc.stdout
 
 
-def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
-    """Run git and keep at most `cap` bytes of its output; stop git once the cap is hit."""
+def _popen(root: Path, args: list[str]) -> subprocess.Popen[bytes]:
+    """git with its output on pipes, for callers that read it as it comes."""
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             ["git", "-c", "core.quotepath=off", *args],
             cwd=root,
             env=_env(),
@@ -74,6 +74,11 @@ def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
         )
     except FileNotFoundError:
         raise GitMissing("git is not installed (or not on PATH)") from None
+
+
+def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
+    """Run git and keep at most `cap` bytes of its output; stop git once the cap is hit."""
+    proc = _popen(root, args)
     assert proc.stdout is not None
     data = proc.stdout.read(cap + 1)
     truncated = len(data) > cap
@@ -154,16 +159,7 @@ def diff_lines(
     excluded = [f":(exclude,literal){path}" for path in leave_out or []]
     args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "--relative", "--end-of-options", base]
     args += ["--", ".", *excluded]
-    try:
-        proc = subprocess.Popen(
-            ["git", "-c", "core.quotepath=off", *args],
-            cwd=root,
-            env=_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    except FileNotFoundError:
-        raise GitMissing("git is not installed (or not on PATH)") from None
+    proc = _popen(root, args)
     assert proc.stdout is not None and proc.stderr is not None
     stdout = proc.stdout
     finished = False
