@@ -78,6 +78,7 @@ def gather(
     blocks: list[str] = []
     report: list[ContextItem] = []
     for source in sources:
+        budget.spend(_block(source, ""))  # the markers around a source count too
         if budget.left <= 0:
             note = "left out: the step's context budget is used up"
             blocks.append(_block(source, f"[{note}]"))
@@ -201,18 +202,58 @@ def _read(path: Path, cap: int) -> tuple[str | None, str]:
     return text, ""
 
 
+def _cut_note(rel: str, cap: int, file_tokens: int) -> str:
+    """Why a file was cut, naming the limit that applied: the per-file cap or the budget left."""
+    if cap >= file_tokens * CHARS_PER_TOKEN:
+        return f"\n[truncated: {rel} is longer than the per-file cap of {cap // CHARS_PER_TOKEN:,} tokens]"
+    return f"\n[truncated: {rel} is longer than the {cap // CHARS_PER_TOKEN:,} tokens left of this step's budget]"
+
+
 def _file(root: Path, source: ContextSource, budget: _Budget, file_tokens: int) -> tuple[str, ContextItem]:
     name = str(source)
     refusal = _refusal(root, source.arg)
     if refusal:
+        budget.spend(refusal)
         return f"[{refusal}]", ContextItem(name, "refused", 0, refusal)
-    text, note = _read(root / source.arg, budget.take(file_tokens))
+    cap = budget.take(file_tokens)
+    text, note = _read(root / source.arg, cap)
     if text is None:
+        budget.spend(note)
         return f"[{source.arg}: {note}]", ContextItem(name, "skipped", 0, note)
     if note == "truncated":
-        text += f"\n[truncated: {source.arg} is longer than the cap of {budget.take(file_tokens) // 1024} KB]"
+        text += _cut_note(source.arg, cap, file_tokens)
     budget.spend(text)
     return text, ContextItem(name, "truncated" if note else "included", estimate_tokens(text), note)
+
+
+class _GlobNotes:
+    """A glob's notes, each charged to the budget; deleted files grouped into one line, and
+    once the budget is spent, the rest counted in one line instead of listed."""
+
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
+        self.lines: list[str] = []
+        self.deleted: list[str] = []
+        self.uncounted = 0
+
+    def add(self, line: str) -> None:
+        if self.budget.left <= 0:
+            self.uncounted += 1
+            return
+        self.budget.spend(line)
+        self.lines.append(line)
+
+    def finish(self) -> list[str]:
+        if self.deleted:
+            shown = ", ".join(self.deleted[:8]) + (
+                f" and {len(self.deleted) - 8} more" if len(self.deleted) > 8 else ""
+            )
+            line = f"{len(self.deleted)} matching file(s) are deleted in the working tree: {shown}"
+            self.budget.spend(line)
+            self.lines.append(line)
+        if self.uncounted:
+            self.lines.append(f"{self.uncounted} more note(s) left out: the step's context budget is used up")
+        return self.lines
 
 
 def _glob(
@@ -228,33 +269,40 @@ def _glob(
     if not candidates:
         return "[no files match]", ContextItem(name, "empty", 0, "no files match")
     parts: list[str] = []
-    notes: list[str] = []
-    included = 0
+    notes = _GlobNotes(budget)
+    included = refused = cut = 0
+    stopped = False
     for position, rel in enumerate(candidates):
         if budget.left <= 0:
-            rest = len(candidates) - position
-            notes.append(f"{rest} more matching file(s) left out: the step's context budget is used up")
-            parts.append(f"[{notes[-1]}]")
+            notes.add(
+                f"{len(candidates) - position} more matching file(s) left out: the step's context budget is used up"
+            )
+            stopped = True
             break
         refusal = _refusal(root, rel)
         if refusal:
-            notes.append(refusal)
-            parts.append(f"[{refusal}]")
+            refused += 1
+            notes.add(refusal)
             continue
         cap = budget.take(file_tokens)
         content, note = _read(root / rel, cap)
-        if content is None:
-            notes.append(f"{rel}: {note}")
-            parts.append(f"[{rel}: {note}]")
-            continue
-        if note == "truncated":
-            content += f"\n[truncated: {rel} is longer than the cap of {cap // 1024} KB]"
-            notes.append(f"{rel}: truncated")
-        body = f"--- {rel} ---\n{content}"
-        budget.spend(body)
-        parts.append(body)
-        included += 1
-    text = "\n".join(parts)
-    status = "truncated" if any("truncated" in n or "left out" in n for n in notes) else "included"
-    summary = f"{included} of {len(candidates)} file(s)"
-    return text, ContextItem(name, status, estimate_tokens(text), "; ".join([summary, *notes]))
+        if content is None and note.startswith("missing"):
+            notes.deleted.append(rel)  # grouped: a deleted folder is one line, not thousands
+        elif content is None:
+            notes.add(f"{rel}: {note}")
+        else:
+            if note == "truncated":
+                content += _cut_note(rel, cap, file_tokens)
+                cut += 1
+            body = f"--- {rel} ---\n{content}"
+            budget.spend(body)
+            parts.append(body)
+            included += 1
+    listed = notes.finish()
+    text = "\n".join([*parts, *(f"[{line}]" for line in listed)])
+    if included:
+        status = "truncated" if cut or stopped else "included"
+    else:
+        status = "refused" if refused == len(candidates) else "skipped"
+    summary = f"{included} of {len(candidates)} file(s) included"
+    return text, ContextItem(name, status, estimate_tokens(text), "; ".join([summary, *listed]))

@@ -156,7 +156,7 @@ def test_a_50_mb_file_is_capped_and_says_so(repo: Path) -> None:
         for _ in range(500_000):
             handle.write(line)
     out = preview(repo, "file:huge.log")
-    assert "[truncated: huge.log is longer than the cap" in out
+    assert "[truncated: huge.log is longer than the per-file cap of 8,000 tokens]" in out
     assert "file:huge.log: truncated" in out
     assert len(out) < 200_000
 
