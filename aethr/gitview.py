@@ -126,14 +126,16 @@ def untracked(
 ) -> tuple[str, bool]:
     """Untracked files as new-file patches within `room`, each within `file_room`."""
     parts: list[str] = []
+    cut = False
     for position, rel in enumerate(names):
         if room <= 0:
             parts.append(_no_room(list(names[position:]), "untracked", notes))
             return "".join(parts), True
         patch = _untracked_patch(root, rel, min(file_room, room), notes, read)
+        cut = cut or patch.endswith("is longer than its share]\n")
         parts.append(patch)
         room -= len(patch)
-    return "".join(parts), False
+    return "".join(parts), cut
 
 
 def screen_patch(patch: str) -> str:
