@@ -64,6 +64,7 @@ class _Section:
     def __init__(self, header: bytes) -> None:
         self.data = bytearray(header)
         self.cut = False
+        self.refused = False
 
 
 def _read_sections(lines: Iterator[bytes], room: int, file_room: int) -> tuple[list[_Section], bool]:
@@ -77,9 +78,14 @@ def _read_sections(lines: Iterator[bytes], room: int, file_room: int) -> tuple[l
             if kept >= room:
                 return sections, True
             sections.append(_Section(b""))
+            # A file the policy refuses by name keeps only its header: its bytes cost no room.
+            header = raw.decode("utf-8", "surrogateescape")
+            sections[-1].refused = sensitive.by_name(_path_of(header.rstrip("\n"))) is not None
         if not sections:
             continue
         current = sections[-1]
+        if current.refused and current.data:
+            continue
         space = min(file_room - len(current.data), room - kept)
         if space <= 0 or len(raw) > space:
             current.cut = True
@@ -93,12 +99,11 @@ def _read_sections(lines: Iterator[bytes], room: int, file_room: int) -> tuple[l
 
 def tracked(root: Path, revision_range: str | None, room: int, file_room: int, notes: list[str]) -> tuple[str, bool]:
     """Tracked changes within `room` characters, each file within `file_room`; and whether
-    any file was cut or left out for room."""
-    names = git.tracked_names(root, revision_range)
-    refused = {rel: why for rel in names if (why := sensitive.by_name(rel))}
-    parts = [_note(notes, f"left out {rel}: {why}") for rel, why in refused.items()]
-    with git.diff_lines(root, revision_range, sorted(refused)) as lines:
-        sections, stopped = _read_sections(lines, room - sum(map(len, parts)), file_room)
+    any file was cut or left out for room. Files the policy refuses by name are dropped as
+    they stream past, so the common case needs one git call."""
+    parts: list[str] = []
+    with git.diff_lines(root, revision_range) as lines:
+        sections, stopped = _read_sections(lines, room, file_room)
     seen: set[str] = set()
     for item in sections:
         text = bytes(item.data).decode("utf-8", "surrogateescape")
@@ -110,9 +115,13 @@ def tracked(root: Path, revision_range: str | None, room: int, file_room: int, n
         if item.cut and not text.endswith("]\n"):
             text = text.rstrip("\n") + "\n" + _note(notes, f"cut {path}: its patch is longer than its share")
         parts.append(text)
-    missing = [rel for rel in names if rel not in seen and rel not in refused]
-    if missing and stopped:
-        parts.append(_no_room(missing, "changed", notes))
+    if stopped:
+        names = git.tracked_names(root, revision_range)
+        missing = [rel for rel in names if rel not in seen and not sensitive.by_name(rel)]
+        refused = [rel for rel in names if rel not in seen and sensitive.by_name(rel)]
+        parts += [_note(notes, f"left out {rel}: {sensitive.by_name(rel)}") for rel in refused]
+        if missing:
+            parts.append(_no_room(missing, "changed", notes))
     return "".join(parts), stopped or any(item.cut for item in sections)
 
 

@@ -1,7 +1,9 @@
 """aethr's benchmarks: every measurement paired with a floor measured in the same run.
 
     python bench/run.py            # all groups (the big repository is built once, ~1 min)
-    python bench/run.py startup    # one or more groups: startup big live scaling
+    python bench/run.py startup    # one or more groups: startup big real live scaling
+
+The `real` group needs a clone of a real 30,000+ file repository (see bench/real.py).
 
 Inputs are generated deterministically (fixed seed) under bench/.cache/. Each
 figure is the median of several runs of a fresh process; peak memory is the
@@ -318,9 +320,16 @@ def bench_scaling() -> None:
         shutil.rmtree(work)
 
 
+def bench_real() -> None:
+    from bench import real
+
+    real.run(CACHE, median, record, AETHR)
+
+
 GROUPS: dict[str, Callable[[], None]] = {
     "startup": bench_startup,
     "big": bench_big,
+    "real": bench_real,
     "live": bench_live,
     "scaling": bench_scaling,
 }
