@@ -61,19 +61,15 @@ def gather(
     step_tokens: int = STEP_TOKENS,
     file_tokens: int = FILE_TOKENS,
     workflow_file: str | None = None,
+    files: Callable[[], listing.Listing] | None = None,
 ) -> Gathered:
     """Read every source of a step within the budgets. Never raises for a missing or
     refused input: each becomes a placeholder note in its block. An untracked
-    `workflow_file` is left out of `git_diff` (it is aethr's, not the change's)."""
+    `workflow_file` is left out of `git_diff` (it is aethr's, not the change's). `files`
+    gives the project's file list (a run shares one `listing.Lister` across its steps)."""
     root = root.resolve()
     budget = _Budget(step_tokens)
-    cached: list[listing.Listing] = []
-
-    def files() -> listing.Listing:
-        # Listed at most once per step, and only if a source needs it.
-        if not cached:
-            cached.append(listing.list_project(root))
-        return cached[0]
+    files = files or listing.Lister(root)
 
     blocks: list[str] = []
     report: list[ContextItem] = []

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from aethr import conditions, context, git, gitview, prompts
+from aethr import conditions, context, git, gitview, listing, prompts
 from aethr.backends import Backend, Completion, Request
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
@@ -98,6 +98,7 @@ class Executor:
         self._tree_changed = False
         self._reported: Usage | None = None  # the running step's usage so far, as its agent reported it
         self._before: str | None = None  # the tree before the running step, when it edits the tree
+        self._files = listing.Lister(root.resolve())  # the tree, listed once and shared by every step
 
     def new_state(self, task: str) -> RunState:
         return RunState(task=task, workflow=self.workflow.workflow, workflow_digest=self.workflow.digest())
@@ -189,7 +190,9 @@ class Executor:
         model = self.backends.model_for(step)
         backend = self.backends.for_step(step)
         self.sink.emit(StepStarted(step.id, step.role, step.backend, model, iteration))
-        gathered = context.gather(step.context, self.root, state.latest, workflow_file=self.config_file)
+        gathered = context.gather(
+            step.context, self.root, state.latest, workflow_file=self.config_file, files=self._files
+        )
         prompt = prompts.build(self.workflow, step, state.task, state.results, state.latest, gathered.blocks)
         self.sink.emit(PromptBuilt(step.id, prompt, gathered.report))
         for item in gathered.report:
@@ -218,6 +221,8 @@ class Executor:
         """Call the backend, recording the tree before an editing step and watching its usage."""
         self._before = self._snapshot() if backend.edits_tree else None
         self._tree_changed = self._tree_changed or backend.edits_tree
+        if backend.edits_tree:
+            self._files.forget()  # the agent may add or remove files: list them again after it
         self._reported = None if backend.free else Usage(0, 0, None)
 
         def emit(event: Event) -> None:

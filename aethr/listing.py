@@ -1,4 +1,4 @@
-"""The project's files, listed once per step and shared by every context source.
+"""The project's files, listed once and shared by every context source of a run.
 
 Inside git, git's own listing is the truth: tracked files plus untracked files it
 does not ignore, in one `git ls-files` call. Outside git, a walk that skips `.git`
@@ -20,6 +20,23 @@ from aethr import git
 class Listing(NamedTuple):
     files: tuple[str, ...]  # every file, sorted, relative to the root
     untracked: tuple[str, ...]  # the untracked ones, in git's order (empty outside git)
+
+
+class Lister:
+    """The project's files, listed on first use and kept until `forget` (after a step that
+    may have changed the tree), so every source of every step shares one listing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._found: Listing | None = None
+
+    def __call__(self) -> Listing:
+        if self._found is None:
+            self._found = list_project(self.root)
+        return self._found
+
+    def forget(self) -> None:
+        self._found = None
 
 
 def list_project(root: Path) -> Listing:
