@@ -79,14 +79,45 @@ class Step(_Strict):
     repeat: Repeat | None = None
 
 
+class ModelEntry(_Strict):
+    """A role's model with its own endpoint: a gateway, a second server, a keyless local one."""
+
+    model: str = Field(description="LiteLLM model, `provider:model` or `provider/model`.")
+    api_base: str | None = Field(None, min_length=1, description="The endpoint for this role only.")
+    api_key_env: str | None = Field(
+        None,
+        pattern=r"^([A-Z_][A-Z0-9_]*|none)$",
+        description="The variable holding this endpoint's key, or `none` for a keyless local server.",
+    )
+    retries: int | None = Field(
+        None, ge=0, le=5, description="Retries of a failed call (default: 2, or 0 behind a gateway)."
+    )
+
+
+class Price(_Strict):
+    input: float = Field(ge=0, description="USD per million input tokens.")
+    output: float = Field(ge=0, description="USD per million output tokens.")
+
+
 class Workflow(_Strict):
     workflow: str = Field(min_length=1, description="The workflow's name.")
     roles: dict[str, str] = Field(description="Role name -> guidance text for that role.")
-    models: dict[str, str] = Field(
+    models: dict[str, str | ModelEntry] = Field(
         default_factory=dict,
-        description="Role name -> LiteLLM model, `provider:model` or `provider/model`.",
+        description="Role name -> LiteLLM model (`provider:model`), or {model, api_base, api_key_env, retries}.",
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="Model -> USD per million input and output tokens, for unpriced models."
     )
     steps: list[Step] = Field(min_length=1)
+
+    def model_of(self, role: str) -> str | None:
+        entry = self.models.get(role)
+        return entry.model if isinstance(entry, ModelEntry) else entry
+
+    def entry_of(self, role: str) -> ModelEntry | None:
+        entry = self.models.get(role)
+        return entry if isinstance(entry, ModelEntry) else None
 
     def step_index(self, step_id: str) -> int:
         return next(i for i, s in enumerate(self.steps) if s.id == step_id)
@@ -265,9 +296,11 @@ def _cross_check(wf: Workflow) -> list[_Problem]:
             problems.append(_Problem(("models", role), msg, on_key=True))
     # Models of roles that model steps call go to LiteLLM; an agent's model is the agent's business.
     for role in dict.fromkeys(s.role for s in wf.steps if s.backend == "model"):
-        problem = model_problem(wf.models[role]) if role in wf.models else None
+        model = wf.model_of(role)
+        problem = model_problem(model) if model is not None else None
         if problem:
-            problems.append(_Problem(("models", role), f"models.{role}: {problem}"))
+            where = ("models", role, "model") if wf.entry_of(role) else ("models", role)
+            problems.append(_Problem(where, f"models.{role}: {problem}"))
     seen: dict[str, int] = {}
     for i, step in enumerate(wf.steps):
         if step.id in seen:

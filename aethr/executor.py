@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from aethr import conditions, context, git, gitview, listing, prompts
-from aethr.backends import Backend, Completion, Request
+from aethr.backends import Backend, Completion, Endpoint, Request
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
 from aethr.errors import AethrError, EnvironmentNotReady, InternalError, Interrupted, LoopExhausted, OutputClosed
@@ -72,6 +72,8 @@ class Router(Protocol):
     def model_for(self, step: Step) -> str | None: ...
 
     def timeout_for(self, step: Step) -> float: ...
+
+    def endpoint_for(self, step: Step) -> Endpoint: ...
 
     def for_step(self, step: Step) -> Backend: ...
 
@@ -210,6 +212,7 @@ class Executor:
             root=self.root,
             unsafe_permissions=step.unsafe_permissions,
             done_marker=condition.marker if condition else None,
+            endpoint=self.backends.endpoint_for(step),
         )
         begin = self.clock()
         completion = self._complete(backend, request)

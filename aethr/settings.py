@@ -4,7 +4,9 @@ Everything else receives a frozen `Settings`. Variables:
 
     AETHR_LIVE=1            call the models configured in the workflow
     AETHR_MODEL=p:model     call this one model for every step (implies live)
-    AETHR_TIMEOUT=SECONDS   per-request timeout (default 120; a step's `timeout` wins)
+    AETHR_TIMEOUT=SECONDS   a whole model call's limit (default 600; a step's `timeout` wins)
+    AETHR_FIRST_BYTE_TIMEOUT=S  seconds until a model's first chunk (default 25)
+    AETHR_IDLE_TIMEOUT=S    seconds a model's stream may stay silent (default 60)
     AETHR_MOCK_RESPONSES=F  a JSON list of replies the mock model gives, in order
     AETHR_OPENCODE_BIN=PATH the opencode executable (default: `opencode` on PATH)
     AETHR_EDITOR            the editor for a task (then $VISUAL, then $EDITOR)
@@ -19,7 +21,9 @@ from typing import NamedTuple
 
 from aethr.errors import UsageError
 
-DEFAULT_TIMEOUT = 120.0
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_FIRST_BYTE = 25.0
+DEFAULT_IDLE = 60.0
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -27,6 +31,8 @@ class Settings(NamedTuple):
     live: bool = False
     model_override: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    first_byte_timeout: float = DEFAULT_FIRST_BYTE
+    idle_timeout: float = DEFAULT_IDLE
     mock_responses: Path | None = None
     opencode_bin: str | None = None
     no_color: bool = False
@@ -63,18 +69,14 @@ def load(dotenv: Path) -> Settings:
         problem = model_problem(override)
         if problem:
             raise UsageError(f"AETHR_MODEL={override!r}: {problem}", hint="fix or unset AETHR_MODEL")
-    raw_timeout = env.get("AETHR_TIMEOUT", "").strip()
-    try:
-        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT
-        if timeout <= 0:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"AETHR_TIMEOUT={raw_timeout!r} is not a positive number of seconds") from None
+    timeout = _seconds(env, "AETHR_TIMEOUT", DEFAULT_TIMEOUT)
     mock = env.get("AETHR_MOCK_RESPONSES", "").strip()
     return Settings(
         live=override is not None or env.get("AETHR_LIVE", "").strip().lower() in _TRUE,
         model_override=override,
         timeout=timeout,
+        first_byte_timeout=_seconds(env, "AETHR_FIRST_BYTE_TIMEOUT", DEFAULT_FIRST_BYTE),
+        idle_timeout=_seconds(env, "AETHR_IDLE_TIMEOUT", DEFAULT_IDLE),
         mock_responses=Path(mock) if mock else None,
         opencode_bin=env.get("AETHR_OPENCODE_BIN", "").strip() or None,
         no_color="NO_COLOR" in env,
@@ -82,6 +84,17 @@ def load(dotenv: Path) -> Settings:
         dotenv_path=dotenv_path,
         dotenv_keys=frozenset(added),
     )
+
+
+def _seconds(env: os._Environ[str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+        if not 0 < value < float("inf"):
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a positive number of seconds") from None
+    return value
 
 
 def env_value(name: str) -> str | None:

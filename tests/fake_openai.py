@@ -1,4 +1,5 @@
-"""A loopback OpenAI-compatible chat server for tests and benchmarks (stdlib only).
+"""A loopback model server for tests and benchmarks (stdlib only): OpenAI chat completions,
+and the Anthropic Messages and Gemini streaming formats (`fake_providers`).
 
 Each request to `/v1/chat/completions` takes the next scripted behaviour; when the
 script runs out, the last behaviour repeats. Behaviours (dicts):
@@ -25,6 +26,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+try:
+    from tests import fake_providers
+except ImportError:  # run as a script: `python tests/fake_openai.py`
+    import fake_providers  # type: ignore[no-redef]
 
 
 class FakeOpenAI:
@@ -86,9 +92,15 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                behaviour = fake.next_behaviour(body, dict(self.headers))
+                behaviour = fake.next_behaviour(body, {**dict(self.headers), "path": self.path})
                 kind = behaviour.get("kind", "stream")
-                if kind == "status":
+                if kind == "hang":
+                    fake._stop.wait(600)
+                elif self.path.rstrip("/").endswith("/messages"):
+                    fake_providers.anthropic(self, body, behaviour, fake._stop)
+                elif "GenerateContent" in self.path:
+                    fake_providers.gemini(self, body, behaviour, fake._stop)
+                elif kind == "status":
                     code = int(behaviour["code"])
                     message = behaviour.get("message", f"scripted status {code}")
                     self._json(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aethr import checkpoint
-from aethr.backends import Backend, Completion, Emit, Request
+from aethr.backends import Backend, Completion, Emit, Endpoint, Request
 from aethr.config import Step, parse
 from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, StepFailed
 from aethr.events import Event, LoopIteration, RunFailed, RunFinished, TextChunk, Usage, UsageReported
@@ -42,7 +42,7 @@ class Scripted:
         self.free = free
         self.requests: list[Request] = []
 
-    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
+    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
         pass
 
     def complete(self, request: Request, emit: Emit) -> Completion:
@@ -68,6 +68,9 @@ class Router:
 
     def timeout_for(self, step: Step) -> float:
         return 10.0
+
+    def endpoint_for(self, step: Step) -> Endpoint:
+        return Endpoint()
 
     def for_step(self, step: Step) -> Backend:
         return self.backend

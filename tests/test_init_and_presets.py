@@ -90,7 +90,8 @@ def test_every_example_validates_and_routes_to_several_providers(tmp_path: Path,
     assert result.code == 0, result.both
     workflow = load(example)
     used = {step.role for step in workflow.steps}
-    providers = {litellm_model_name(workflow.models[role]).split("/")[0] for role in used if role in workflow.models}
+    models = [workflow.model_of(role) for role in used]
+    providers = {litellm_model_name(model).split("/")[0] for model in models if model}
     assert len(providers) >= 2, f"{example.name} should route its steps' roles to different providers: {providers}"
 
 
@@ -98,7 +99,7 @@ def test_schema_is_json_and_matches_the_shipped_file(tmp_path: Path) -> None:
     result = aethr("schema", cwd=tmp_path)
     assert result.code == 0
     schema = json.loads(result.out)
-    assert set(schema["properties"]) == {"workflow", "roles", "models", "steps"}
+    assert set(schema["properties"]) == {"workflow", "roles", "models", "prices", "steps"}
     assert schema["additionalProperties"] is False
     shipped = json.loads((ROOT / "aethr" / "workflow.schema.json").read_text())
     assert schema == shipped, "regenerate aethr/workflow.schema.json with `aethr schema`"

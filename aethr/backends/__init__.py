@@ -23,6 +23,17 @@ from aethr.settings import Settings
 Emit = Callable[[Event], None]
 
 
+class Endpoint(NamedTuple):
+    """Where a model step's calls go, when the workflow says more than the model's name."""
+
+    api_base: str | None = None
+    api_key_env: str | None = None  # the variable holding the key; "none" for a keyless server
+    retries: int | None = None  # None: the default (2, or 0 behind a gateway)
+    price: tuple[float, float] | None = None  # USD per input and output token, from `prices:`
+    first_byte: float = 25.0  # seconds until the first chunk
+    idle: float = 60.0  # seconds between chunks
+
+
 class Request(NamedTuple):
     step_id: str
     role: str
@@ -35,6 +46,7 @@ class Request(NamedTuple):
     unsafe_permissions: bool = False
     done_marker: str | None = None  # text that ends this step's loop, if it controls one (for the mock)
     idle: float | None = None  # agents: stop after this many seconds without an event
+    endpoint: Endpoint = Endpoint()  # model steps: where calls go, their limits and price
 
 
 class Completion(NamedTuple):
@@ -51,7 +63,7 @@ class Backend(Protocol):
     #: True when the backend calls nothing that costs money (mock, preview).
     free: bool
 
-    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
+    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
         """Raise EnvironmentNotReady (a missing key, tool or repository) before any call."""
         ...
 
@@ -74,8 +86,25 @@ class Backends:
         self._cache: dict[str, Backend] = {}
 
     def model_for(self, step: Step) -> str | None:
-        model = self.settings.model_override or self.workflow.models.get(step.role)
+        model = self.settings.model_override or self.workflow.model_of(step.role)
         return litellm_model_name(model) if model else None
+
+    def endpoint_for(self, step: Step) -> Endpoint:
+        """The endpoint, retries, price and time limits of a model step's calls."""
+        entry = None if self.settings.model_override else self.workflow.entry_of(step.role)
+        model = self.model_for(step)
+        listed = None
+        for name, price in self.workflow.prices.items():
+            if model is not None and litellm_model_name(name) == model:
+                listed = (price.input / 1e6, price.output / 1e6)
+        return Endpoint(
+            api_base=entry.api_base if entry else None,
+            api_key_env=entry.api_key_env if entry else None,
+            retries=entry.retries if entry else None,
+            price=listed,
+            first_byte=self.settings.first_byte_timeout,
+            idle=self.settings.idle_timeout,
+        )
 
     def timeout_for(self, step: Step) -> float:
         if step.timeout is not None:
@@ -121,4 +150,4 @@ class Backends:
                     "or set AETHR_MODEL",
                 )
         for step in self.workflow.steps:
-            self.for_step(step).check_ready(step.id, self.model_for(step), self.root)
+            self.for_step(step).check_ready(step.id, self.model_for(step), self.root, self.endpoint_for(step))

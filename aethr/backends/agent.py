@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aethr import git, proc
-from aethr.backends import Completion, Emit, Request
+from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.errors import EnvironmentNotReady, StepFailed
 from aethr.events import TextChunk, Usage, UsageReported
 
@@ -101,7 +101,7 @@ class AgentBackend:
             )
         return found
 
-    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
+    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
         self.executable()
         self.check_root(root, step_id)
 

@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from aethr.backends.stream import Hung
+
 RETRIED = frozenset({"unreachable", "timeout", "cut", "rate_limit", "server"})
 _BY_STATUS = {401: "auth", 402: "bad_request", 403: "permission", 404: "not_found", 408: "timeout"}
 _BY_STATUS |= {400: "bad_request", 413: "context", 422: "bad_request", 429: "rate_limit"}
@@ -60,6 +62,8 @@ def classify(litellm: Any, exc: BaseException) -> str:
     for item in found:
         if isinstance(item, StreamCut):
             return "cut"
+        if isinstance(item, Hung):
+            return "timeout"
         if isinstance(item, litellm.ContextWindowExceededError):
             return "context"
         if isinstance(item, openai.APITimeoutError | httpx.TimeoutException):
@@ -111,3 +115,30 @@ def detail(exc: BaseException, scrub: Any) -> str:
     text = str(getattr(exc, "message", "") or exc)
     text = _CLASS_NAMES.sub("", scrub(text))
     return " ".join(text.split())[:300]
+
+
+def _headers(item: Any) -> Any:
+    return getattr(item, "litellm_response_headers", None) or getattr(getattr(item, "response", None), "headers", None)
+
+
+def from_gateway(exc: BaseException) -> bool:
+    """True when a LiteLLM proxy answered (its `x-litellm-…` headers): it already retried."""
+    for item in chain(exc):
+        headers = _headers(item)
+        try:
+            names = [str(name).lower() for name in headers or ()]
+        except TypeError:
+            continue
+        if any(name.startswith(("x-litellm-", "llm_provider-x-litellm-")) for name in names):
+            return True
+    return False
+
+
+def gateway_cost(response: Any) -> float | None:
+    """The cost a LiteLLM proxy reports for the call (`x-litellm-response-cost`), if any."""
+    headers = getattr(response, "_response_headers", None) or {}
+    try:
+        value = headers.get("x-litellm-response-cost")
+        return float(value) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None

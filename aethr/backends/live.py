@@ -31,8 +31,10 @@ from types import ModuleType
 from typing import Any
 
 from aethr import pricing, settings
-from aethr.backends import Completion, Emit, Request, failures
+from aethr.backends import Completion, Emit, Endpoint, Request, failures
+from aethr.backends import stream as stream_mod
 from aethr.backends.failures import StreamCut
+from aethr.backends.stream import Hung, Limits
 from aethr.context import estimate_tokens
 from aethr.errors import EnvironmentNotReady, StepFailed
 from aethr.events import Retrying, TextChunk, Usage
@@ -92,17 +94,17 @@ class LiteLLMBackend:
     edits_tree = False
     free = False
 
-    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
-        """Raise EnvironmentNotReady naming the variable and the fix if the model's key is missing."""
+    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
+        """Raise EnvironmentNotReady naming the variable and the fix if the model's key is missing:
+        the role's own `api_key_env`, or the provider's key as LiteLLM knows it (a LiteLLM proxy's
+        included)."""
         if model is None:
             return
-        litellm = _litellm()
-        try:
-            found = litellm.validate_environment(model=model)
-        except Exception:
-            return  # an unknown provider fails on the call itself, with a clearer message
-        missing = [str(k) for k in found.get("missing_keys", [])]
-        if found.get("keys_in_environment") or not missing:
+        if endpoint.api_key_env:
+            self.check_endpoint(step_id, model, endpoint)
+            return
+        missing = _missing_keys(_litellm(), model)
+        if not missing:
             return
         provider = _provider(model)
         login = f"aethr auth login {provider}" if provider in AUTH_PROVIDERS else None
@@ -112,14 +114,27 @@ class LiteLLMBackend:
             hint=f"{fix}export {missing[0]}=… (a project .env is loaded too)",
         )
 
+    def check_endpoint(self, step_id: str, model: str, endpoint: Endpoint) -> None:
+        """A role with its own `api_key_env` needs that variable (unless it is `none`)."""
+        name = endpoint.api_key_env
+        if name and name != "none" and not settings.env_value(name):
+            raise EnvironmentNotReady(
+                f"step '{step_id}' uses {model} at {endpoint.api_base or 'its endpoint'}, whose key "
+                f"is in {name}, and it is not set",
+                hint=f"export {name}=… (a project .env is loaded too), or `api_key_env: none` for a keyless server",
+            )
+
     def complete(self, request: Request, emit: Emit) -> Completion:
         litellm = _litellm()
         assert request.model is not None
         # What failed attempts may have cost: a call the provider answered with an error costs
         # nothing, but one that timed out or was cut may have been billed, unknown how much.
         spent = Usage()
-        stream = True
-        for attempt in range(1, ATTEMPTS + 1):
+        stream, hangs = True, 0
+        attempts = 1 + (request.endpoint.retries if request.endpoint.retries is not None else ATTEMPTS - 1)
+        if request.endpoint.retries is None and _provider(request.model) == "litellm_proxy":
+            attempts = 1  # the gateway retries on its own: three times three would reach the provider
+        for attempt in range(1, attempts + 1):
             try:
                 completion = self._call(litellm, request, emit, stream)
                 _gc_settled()
@@ -134,7 +149,10 @@ class LiteLLMBackend:
                 if kind in ("timeout", "cut"):
                     spent = spent + Usage(estimate_tokens(request.prompt), 0, None)
                     stream = stream and kind != "cut"
-                if kind not in failures.RETRIED or attempt == ATTEMPTS:
+                    hangs += kind == "timeout"
+                gateway = request.endpoint.retries is None and failures.from_gateway(exc)
+                final = kind not in failures.RETRIED or attempt >= attempts or hangs > 1 or gateway
+                if final:
                     _gc_settled()
                     failure = _failure(litellm, exc, request, attempt, streamed=False)
                     failure.usage = spent
@@ -148,27 +166,46 @@ class LiteLLMBackend:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _call(self, litellm: ModuleType, request: Request, emit: Emit, stream: bool) -> Completion:
-        response = litellm.completion(
-            model=request.model,
-            messages=[{"role": "user", "content": request.prompt}],
-            stream=stream,
-            **({"stream_options": {"include_usage": True}} if stream else {}),
-            timeout=request.timeout,
-            max_retries=0,
-            num_retries=0,
-        )
+        endpoint = request.endpoint
+        limits = Limits(endpoint.first_byte, endpoint.idle, request.timeout)
+        options: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
+        if endpoint.api_base:
+            options["api_base"] = endpoint.api_base
+        if endpoint.api_key_env:
+            # A keyless local server still needs some key for LiteLLM's client; it is never sent anywhere else.
+            options["api_key"] = settings.env_value(endpoint.api_key_env) or "aethr-keyless"
+        finish = None
+        if stream and _provider(request.model or "") == "gemini":
+            options["client"], finish = stream_mod.finish_sniffer(b'"finishReason"', endpoint.idle)
+        holder: list[Any] = []
+
+        def start() -> Any:
+            response = litellm.completion(
+                model=request.model,
+                messages=[{"role": "user", "content": request.prompt}],
+                stream=stream,
+                timeout=max(endpoint.idle, endpoint.first_byte),
+                max_retries=0,
+                num_retries=0,
+                **options,
+            )
+            holder.append(response)
+            return response if stream else [response]
+
+        chunks = stream_mod.watched(start, limits)
         if not stream:
+            response = next(iter(chunks))
             choice = response.choices[0]
             text = getattr(choice.message, "content", None) or ""
             if not getattr(choice, "finish_reason", None):
                 raise StreamCut("the answer ended without a finish reason")
             if text:
                 emit(TextChunk(request.step_id, text))
-            return self._finish(request, text, getattr(response, "usage", None))
+            return self._finish(request, text, getattr(response, "usage", None), response)
         parts: list[str] = []
         usage = None
         try:
-            for chunk in response:
+            for chunk in chunks:
                 for choice in getattr(chunk, "choices", None) or []:
                     delta = getattr(getattr(choice, "delta", None), "content", None)
                     if delta:
@@ -177,22 +214,36 @@ class LiteLLMBackend:
                 usage = getattr(chunk, "usage", None) or usage
             # LiteLLM's stream wrapper adds a synthetic "stop" when the provider sent no finish
             # reason (a cut connection); only the reason the provider really sent counts.
-            if not getattr(response, "received_finish_reason", None):
+            finished = finish.seen if finish else bool(getattr(holder[0], "received_finish_reason", None))
+            if not finished:
                 raise StreamCut("the stream ended without a finish reason (the connection was cut)")
         except Exception as exc:
             if parts:
                 raise _Streamed(exc, estimate_tokens("".join(parts))) from None
             raise
-        return self._finish(request, "".join(parts), usage)
+        return self._finish(request, "".join(parts), usage, holder[0])
 
-    def _finish(self, request: Request, text: str, usage: Any) -> Completion:
+    def _finish(self, request: Request, text: str, usage: Any, response: Any) -> Completion:
+        spent = _usage(request, text, usage, failures.gateway_cost(response))
         if not text.strip():
             raise StepFailed(
                 f"step '{request.step_id}' (role {request.role}, model {request.model}): the model's answer was empty",
                 hint="resume to ask again; if it keeps happening, check the model and the endpoint",
-                usage=_usage(request.model or "", request.prompt, text, usage),
+                usage=spent,
             )
-        return Completion(text, _usage(request.model or "", request.prompt, text, usage))
+        return Completion(text, spent)
+
+
+def _missing_keys(litellm: ModuleType, model: str) -> list[str]:
+    if _provider(model) == "litellm_proxy":
+        # LiteLLM's own check does not ask for the proxy's key; a call without it fails late.
+        return [] if settings.env_value("LITELLM_PROXY_API_KEY") else ["LITELLM_PROXY_API_KEY"]
+    try:
+        found = litellm.validate_environment(model=model)
+    except Exception:
+        return []  # an unknown provider fails on the call itself, with a clearer message
+    missing = [str(k) for k in found.get("missing_keys", [])]
+    return [] if found.get("keys_in_environment") else missing
 
 
 class _Streamed(Exception):
@@ -204,11 +255,18 @@ class _Streamed(Exception):
         self.tokens = tokens
 
 
-def _usage(model: str, prompt: str, text: str, usage: Any) -> Usage:
-    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or estimate_tokens(prompt)
+def _usage(request: Request, text: str, usage: Any, gateway_cost: float | None) -> Usage:
+    """Tokens from the provider (or an estimate), and the cost: what a gateway says it charged,
+    else the workflow's `prices:`, else LiteLLM's table; unknown (None), never $0, otherwise."""
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or estimate_tokens(request.prompt)
     completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or estimate_tokens(text)
-    # Not in LiteLLM's price table: unknown (None), never $0.
-    return Usage(prompt_tokens, completion_tokens, pricing.cost(model, prompt_tokens, completion_tokens))
+    cost = gateway_cost
+    if cost is None and request.endpoint.price is not None:
+        per_in, per_out = request.endpoint.price
+        cost = prompt_tokens * per_in + completion_tokens * per_out
+    if cost is None:
+        cost = pricing.cost(request.model or "", prompt_tokens, completion_tokens)
+    return Usage(prompt_tokens, completion_tokens, cost)
 
 
 _SHORT = {
@@ -221,6 +279,15 @@ _SHORT = {
 
 def _short(kind: str, status: int | None) -> str:
     return _SHORT.get(kind) or (f"provider error ({status})" if status else "the call failed")
+
+
+def _timed_out(exc: Exception, request: Request, tries: str) -> tuple[str, str]:
+    """Which time limit ran out, and the variable that raises it."""
+    hung = next((item for item in failures.chain(exc) if isinstance(item, Hung)), None)
+    if hung is None:
+        limit = max(request.endpoint.first_byte, request.endpoint.idle)
+        return f"no answer within {limit:g}s{tries}", "raise AETHR_IDLE_TIMEOUT, then resume"
+    return f"{hung.what} within {hung.seconds:g}s{tries}", f"raise {hung.variable}, then resume"
 
 
 def _failure(litellm: ModuleType, exc: Exception, request: Request, attempts: int, streamed: bool) -> StepFailed:
@@ -254,10 +321,7 @@ def _failure(litellm: ModuleType, exc: Exception, request: Request, attempts: in
         ),
         "bad_request": (f"the provider refused the request ({status or 400}): {said}", None),
         "rate_limit": (f"rate limited (429){tries}", "wait a minute, then resume"),
-        "timeout": (
-            f"no answer within {request.timeout:g}s{tries}",
-            "raise AETHR_TIMEOUT or the step's `timeout`, then resume",
-        ),
+        "timeout": _timed_out(exc, request, tries),
         "cut": (f"the stream ended without a finish reason (the connection was cut){tries}", "resume to retry"),
         "unreachable": (
             f"cannot reach the provider{tries}",

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from aethr.backends import Completion, Emit, Request
+from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.context import estimate_tokens
 from aethr.errors import ConfigError, StepFailed
 from aethr.events import TextChunk, Usage
@@ -55,7 +55,7 @@ class MockBackend:
         self._used += 1
         return reply
 
-    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
+    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
         if self._script_path is not None and self._script is None:
             self._script = _load_script(self._script_path)
 
@@ -86,7 +86,7 @@ class PreviewBackend:
     edits_tree = False
     free = True
 
-    def check_ready(self, step_id: str, model: str | None, root: Path) -> None:
+    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
         pass
 
     def complete(self, request: Request, emit: Emit) -> Completion:
