@@ -11,6 +11,9 @@ script runs out, the last behaviour repeats. Behaviours (dicts):
     {"kind": "tool", "name": "write", "arguments": {...}}   one streamed tool call
     {"kind": "runaway"}                   stream text forever (bounded by `runaway_seconds`)
     {"kind": "json", "text": "..."}       one complete JSON answer, even to a streaming request
+    {"kind": "stall"}                     headers, then nothing (until the server stops)
+    {"kind": "empty"}                     a finished answer with no text
+    "headers": {...} on a stream          extra response headers (a gateway's x-litellm-…)
 
 Every request body is appended to `requests` (and to `log_path` as JSON lines when
 running as a script). Run standalone: `python tests/fake_openai.py SCRIPT.json`
@@ -112,6 +115,14 @@ class FakeOpenAI:
                     fake._stop.wait(600)
                 elif kind == "tool":
                     self._stream(body, "", behaviour, tool=behaviour)
+                elif kind == "empty":
+                    self._stream(body, "", behaviour)
+                elif kind == "stall":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.flush()
+                    fake._stop.wait(600)
                 elif kind == "json":
                     self._stream({**body, "stream": False}, behaviour.get("text", "ok"), behaviour)
                 else:
@@ -162,6 +173,8 @@ class FakeOpenAI:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
+                for name, value in behaviour.get("headers", {}).items():
+                    self.send_header(name, value)  # a gateway's: x-litellm-response-cost, …
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Connection", "close")
                 self.end_headers()
