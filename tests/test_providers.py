@@ -104,7 +104,16 @@ def test_a_silent_server_is_reported_in_time_after_two_attempts(
     assert "AETHR_FIRST_BYTE_TIMEOUT" in result.err
 
 
-GATEWAY = "workflow: two\nroles: {a: A., b: B.}\nmodels:\n  a: MODEL_A\n  b: MODEL_B\nsteps:\n  - {id: one, role: a}\n  - {id: two, role: b}\n"
+GATEWAY = """\
+workflow: two
+roles: {a: A., b: B.}
+models:
+  a: MODEL_A
+  b: MODEL_B
+steps:
+  - {id: one, role: a}
+  - {id: two, role: b}
+"""
 
 
 def test_two_roles_on_two_endpoints_each_with_its_own_key(repo: Path, server: FakeOpenAI) -> None:
