@@ -99,17 +99,54 @@ def login(provider: str, key: str | None, cwd: Path) -> None:
         typer.echo(note[0].upper() + note[1:] + ".")
 
 
+# The key each provider prefix reads, for listing what a workflow needs.
+_KEYS_BY_PROVIDER = {**{p: v for p, v in PROVIDERS.items() if p != "google"}, "litellm_proxy": "LITELLM_PROXY_API_KEY"}
+
+
 def status(cwd: Path) -> None:
-    path = project.find(cwd).dotenv
+    found_project = project.find(cwd)
+    path = found_project.dotenv
     shown: set[str] = set()
     for provider, name in PROVIDERS.items():
         if name in shown:
             continue
         shown.add(name)
-        found = key_source(name, path)
         label = "gemini/google" if name == "GEMINI_API_KEY" else provider
-        if found is None:
-            typer.echo(f"{label:<14} {name:<20} missing")
-        else:
-            where = "environment" if found[0] == "environment" else str(path)
-            typer.echo(f"{label:<14} {name:<20} set ({masked(found[1])}) from {where}")
+        typer.echo(f"{label:<14} {name:<20} {_where(name, path)}")
+    if found_project.config is not None:
+        _needed(found_project.config, path)
+
+
+def _where(name: str, dotenv: Path) -> str:
+    found = key_source(name, dotenv)
+    if found is None:
+        return "missing"
+    where = "environment" if found[0] == "environment" else str(dotenv)
+    return f"set ({masked(found[1])}) from {where}"
+
+
+def _needed(config: Path, dotenv: Path) -> None:
+    """The keys the workflow's model steps need, by the role that needs each."""
+    from aethr.config import load
+    from aethr.errors import ConfigError
+    from aethr.names import litellm_model_name
+
+    try:
+        workflow = load(config)
+    except ConfigError:
+        typer.echo(f"\n{config} is not valid: `aethr validate` says why")
+        return
+    needs: dict[str, list[str]] = {}
+    for role in dict.fromkeys(s.role for s in workflow.steps if s.backend == "model"):
+        entry, model = workflow.entry_of(role), workflow.model_of(role)
+        if entry is not None and entry.api_key_env:
+            needs.setdefault(entry.api_key_env, []).append(role)
+        elif model:
+            provider = litellm_model_name(model).partition("/")[0]
+            needs.setdefault(_KEYS_BY_PROVIDER.get(provider, f"(the {provider} key LiteLLM reads)"), []).append(role)
+    if not needs:
+        return
+    typer.echo(f"\nthis workflow ({config.name}) needs, for live runs:")
+    for name, roles in needs.items():
+        state = "no key (a keyless server)" if name == "none" else _where(name, dotenv)
+        typer.echo(f"  {name:<22} {state}  · roles: {', '.join(roles)}")

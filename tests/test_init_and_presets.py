@@ -153,3 +153,17 @@ def test_installed_wheel_ships_the_presets(tmp_path: Path) -> None:
     shipped = json.loads((target / "aethr" / "workflow.schema.json").read_text())
     assert json.loads((project / ".aethr.schema.json").read_text()) == shipped, "the installed schema is copied"
     assert aethr("validate", cwd=project, env=env).code == 0
+
+
+@pytest.mark.parametrize(
+    "path", sorted([*(ROOT / "examples").glob("*.yaml"), *(ROOT / "presets").glob("*.yaml")]), ids=lambda p: p.name
+)
+def test_every_example_and_preset_model_has_a_price(path: Path) -> None:
+    """So a user's first live run shows what it cost, not "unknown"."""
+    from aethr import pricing
+
+    workflow = load(path)
+    for role in workflow.roles:
+        model = workflow.model_of(role)
+        if model:
+            assert pricing.price(litellm_model_name(model)) is not None, f"{path.name}: {model} has no price"

@@ -101,6 +101,8 @@ def test_opencode_edits_and_the_reviewer_sees_exactly_that_diff(tmp_path: Path, 
     assert "I wrote hello.py." in result.out
     assert "[aethr] step 'implement' changed 1 file(s): hello.py" in result.out
     assert "tokens 22+14" in result.out, "tokens of both OpenCode model calls are recorded"
+    implement = [line for line in result.out.splitlines() if line.strip().startswith("implement ")][-1]
+    assert implement.split()[-1] == "unknown", "OpenCode's $0 for an unpriced model is unknown, not free"
     assert len(server.requests) == 3
     review_prompt = server.prompts()[2]
     assert "+print('written by opencode')" in review_prompt

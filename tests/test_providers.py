@@ -186,3 +186,13 @@ def test_a_prices_entry_prices_an_unpriced_model(repo: Path, server: FakeOpenAI)
     assert result.code == 0, result.both
     finished = next(json.loads(line) for line in result.out.splitlines() if '"step_finished"' in line)
     assert finished["usage"]["cost_usd"] == pytest.approx(11 * 1.0 + 7 * 2.0)
+
+
+def test_auth_status_lists_the_keys_the_workflow_needs(repo: Path) -> None:
+    entry = "{model: 'openai:team', api_base: 'http://127.0.0.1:9', api_key_env: TEAM_KEY}"
+    write_workflow(repo, GATEWAY.replace("MODEL_A", "anthropic:claude-sonnet-4-5").replace("MODEL_B", entry))
+    result = aethr("auth", "status", cwd=repo, env={"TEAM_KEY": "sk-team-0123456789"})
+    assert result.code == 0, result.both
+    needed = result.out.split("needs, for live runs:", 1)[1]
+    assert "ANTHROPIC_API_KEY" in needed and "missing" in needed and "roles: a" in needed
+    assert "TEAM_KEY" in needed and "set (…6789) from environment" in needed and "roles: b" in needed

@@ -19,6 +19,7 @@ import json
 import re
 from typing import Any
 
+from aethr import pricing
 from aethr.backends import Emit, Request
 from aethr.backends.agent import AgentBackend, AgentRun, as_dict, relative
 from aethr.events import Usage
@@ -65,6 +66,9 @@ class _OpenCodeRun(AgentRun):
         super().__init__(request, emit)
         self.rejected: list[str] = []
 
+    def _priced(self) -> bool:
+        return self.request.model is not None and pricing.price(self.request.model) is not None
+
     def stderr_line(self, line: str) -> None:
         match = _PERMISSION_LINE.search(_ANSI.sub("", line))
         if match:
@@ -82,13 +86,15 @@ class _OpenCodeRun(AgentRun):
         elif kind == "step_finish":
             tokens = as_dict(part.get("tokens"))
             cost = part.get("cost")
-            self.spent(
-                Usage(
-                    _int(tokens.get("input")),
-                    _int(tokens.get("output")),
-                    float(cost) if isinstance(cost, int | float) else None,
-                )
+            spent = Usage(
+                _int(tokens.get("input")),
+                _int(tokens.get("output")),
+                float(cost) if isinstance(cost, int | float) else None,
             )
+            if spent.cost_usd == 0 and spent.prompt_tokens + spent.completion_tokens and not self._priced():
+                # OpenCode says $0 for a model it has no price for: that is unknown, not free.
+                spent = Usage(spent.prompt_tokens, spent.completion_tokens, None)
+            self.spent(spent)
         elif kind == "error":
             message = _error_message(event.get("error"))
             self.errors.append(message)
