@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -28,7 +28,8 @@ from pydantic import (
 
 from aethr import CONFIG_NAME
 from aethr.errors import ConfigError
-from aethr.names import CONTEXT_FORMS, ContextSource, model_problem, parse_context_source
+from aethr.names import CONTEXT_FORMS, ContextSource, parse_context_source
+from aethr.rules import Loc, Problem, cross_check
 
 ContextSpec = Annotated[
     ContextSource,
@@ -37,7 +38,7 @@ ContextSpec = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(git_diff(:.+)?|latest_diff|file:.+|glob:.+)$",
+            "pattern": r"^(git_diff(:.+)?|latest_diff|file:.+|glob:.+|step:.+)$",
             "description": f"One of: {CONTEXT_FORMS}",
         }
     ),
@@ -57,26 +58,47 @@ class Repeat(_Strict):
     until_contains: str | None = Field(
         None, min_length=1, description="Stop when this step's output contains this text."
     )
+    until_command_passes: bool = Field(
+        False, description="Command steps: stop when the command passes (its exit code is in ok_exit_codes)."
+    )
     max_iterations: int = Field(3, ge=1, le=20, description="Passes of the slice, 1 to 20.")
 
     @model_validator(mode="after")
     def _one_condition(self) -> Repeat:
-        if self.until_review_pass == (self.until_contains is not None):
-            raise ValueError("give exactly one of `until_review_pass: true` or `until_contains: …`")
+        given = [self.until_review_pass, self.until_contains is not None, self.until_command_passes]
+        if sum(given) != 1:
+            raise ValueError(
+                "give exactly one of `until_review_pass: true`, `until_contains: …` or `until_command_passes: true`"
+            )
         return self
 
 
 class Step(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Unique step id.")
-    role: str = Field(description="A role defined under `roles`.")
+    role: str = Field("", description="A role defined under `roles` (not on a `run:` step).")
+    run: str | list[str] | None = Field(
+        None,
+        min_length=1,
+        description="A command instead of a role: a string runs with /bin/sh -c, a list is an argv (no shell).",
+    )
+    cwd: str | None = Field(None, min_length=1, description="run: the folder to run in, relative to the project root.")
+    env: dict[str, str] = Field(default_factory=dict, description="run: variables added to the environment.")
+    ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1, description="run: passing codes.")
+    allow_failure: bool = Field(False, description="run: a failing command does not stop the run.")
+    output_tokens: int = Field(4000, ge=100, le=24000, description="run: how much output later steps see.")
     backend: Literal["model", "opencode"] = Field(
         "model", description="`model` calls the role's model; `opencode` hands the step to OpenCode."
     )
     unsafe_permissions: bool = Field(False, description="OpenCode only: grant every permission without asking.")
     context: list[ContextSpec] = Field(default_factory=list)
     history_visibility: Literal["all", "latest", "summary", "none"] = "all"
-    timeout: float | None = Field(None, gt=0, description="Seconds per model request or agent run.")
+    timeout: float | None = Field(None, gt=0, description="Seconds per model call, agent run or command.")
     repeat: Repeat | None = None
+
+    @property
+    def kind(self) -> str:
+        """`command` for a `run:` step, else its backend (`model`, `opencode`)."""
+        return "command" if self.run is not None else self.backend
 
 
 class ModelEntry(_Strict):
@@ -106,6 +128,9 @@ class Workflow(_Strict):
         default_factory=dict,
         description="Role name -> LiteLLM model (`provider:model`), or {model, api_base, api_key_env, retries}.",
     )
+    env_passthrough: list[str] = Field(
+        default_factory=list, description="Keys from .env that `run:` commands may see (none by default)."
+    )
     prices: dict[str, Price] = Field(
         default_factory=dict, description="Model -> USD per million input and output tokens, for unpriced models."
     )
@@ -130,14 +155,6 @@ class Workflow(_Strict):
 
 # --- loading ---------------------------------------------------------------------------------
 
-Loc = tuple[int | str, ...]
-
-
-class _Problem(NamedTuple):
-    loc: Loc
-    message: str
-    on_key: bool = False  # point at the key itself (unknown or duplicate keys), not its value
-    node: yaml.Node | None = None  # the exact node, when the location is ambiguous (duplicates)
 
 
 def load(path: Path) -> Workflow:
@@ -208,7 +225,7 @@ def parse(text: str, name: str = CONFIG_NAME) -> Workflow:
         except ValidationError as exc:
             problems = [_describe(err) for err in exc.errors()]
         else:
-            problems = _cross_check(workflow)
+            problems = cross_check(workflow)
             if not problems:
                 return workflow
     lines = [f"{_where(name, p.node or _node_at(root, p.loc, p.on_key))}: {p.message}" for p in problems]
@@ -236,13 +253,13 @@ def _node_at(root: yaml.Node, loc: Loc, on_key: bool) -> yaml.Node:
     return node
 
 
-def _duplicate_keys(node: yaml.Node, loc: Loc) -> list[_Problem]:
-    found: list[_Problem] = []
+def _duplicate_keys(node: yaml.Node, loc: Loc) -> list[Problem]:
+    found: list[Problem] = []
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
             if key.value in seen:
-                found.append(_Problem((*loc, key.value), f"duplicate key '{key.value}'", node=key))
+                found.append(Problem((*loc, key.value), f"duplicate key '{key.value}'", node=key))
             seen.add(key.value)
             found += _duplicate_keys(value, (*loc, key.value))
     elif isinstance(node, yaml.SequenceNode):
@@ -268,7 +285,7 @@ def _fields_at(parent: Loc) -> list[str]:
     return []
 
 
-def _describe(err: Any) -> _Problem:
+def _describe(err: Any) -> Problem:
     loc: Loc = tuple(err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -278,58 +295,11 @@ def _describe(err: Any) -> _Problem:
         maybe = f" (did you mean '{near[0]}'?)" if near else ""
         where = f" in {_path(parent)}" if parent else ""
         msg = f"unknown key '{key}'{where}{maybe}; allowed: {', '.join(allowed)}"
-        return _Problem(loc, msg, on_key=True)
+        return Problem(loc, msg, on_key=True)
     if kind == "missing":
-        return _Problem(loc, f"{_path(loc)} is required")
+        return Problem(loc, f"{_path(loc)} is required")
     msg = str(err["msg"]).removeprefix("Value error, ")
-    return _Problem(loc, f"{_path(loc)}: {msg}")
-
-
-def _cross_check(wf: Workflow) -> list[_Problem]:
-    """Rules that span several keys: step ids, roles, models and loop targets."""
-    problems: list[_Problem] = []
-    roles = list(wf.roles)
-    role_list = ", ".join(roles) or "(none)"
-    for role in wf.models:
-        if role not in wf.roles:
-            msg = f"model given for unknown role '{role}'{_near(role, roles)}; roles: {role_list}"
-            problems.append(_Problem(("models", role), msg, on_key=True))
-    # Models of roles that model steps call go to LiteLLM; an agent's model is the agent's business.
-    for role in dict.fromkeys(s.role for s in wf.steps if s.backend == "model"):
-        model = wf.model_of(role)
-        problem = model_problem(model) if model is not None else None
-        if problem:
-            where = ("models", role, "model") if wf.entry_of(role) else ("models", role)
-            problems.append(_Problem(where, f"models.{role}: {problem}"))
-    seen: dict[str, int] = {}
-    for i, step in enumerate(wf.steps):
-        if step.id in seen:
-            msg = f"duplicate step id '{step.id}' (also used by steps[{seen[step.id]}])"
-            problems.append(_Problem(("steps", i, "id"), msg))
-        seen.setdefault(step.id, i)
-        if step.role not in wf.roles:
-            msg = (
-                f"step '{step.id}' uses role '{step.role}', which is not defined under roles"
-                f"{_near(step.role, roles)}; roles: {role_list}"
-            )
-            problems.append(_Problem(("steps", i, "role"), msg))
-        if step.repeat:
-            target = step.repeat.back_to
-            earlier = [s.id for s in wf.steps[: i + 1]]
-            if target not in earlier:
-                later = any(s.id == target for s in wf.steps[i + 1 :])
-                why = "a later step" if later else "not a step of this workflow"
-                msg = (
-                    f"repeat.back_to '{target}' in step '{step.id}' is {why}"
-                    f"{_near(target, earlier)}; it must name this step or an earlier one"
-                )
-                problems.append(_Problem(("steps", i, "repeat", "back_to"), msg))
-    return problems
-
-
-def _near(word: str, choices: list[str]) -> str:
-    near = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean '{near[0]}'?)" if near else ""
+    return Problem(loc, f"{_path(loc)}: {msg}")
 
 
 def json_schema() -> dict[str, Any]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-CONTEXT_KINDS = ("git_diff", "latest_diff", "file", "glob")
-CONTEXT_FORMS = "git_diff, git_diff:<range>, latest_diff, file:<path>, glob:<pattern>"
+CONTEXT_KINDS = ("git_diff", "latest_diff", "file", "glob", "step")
+CONTEXT_FORMS = "git_diff, git_diff:<range>, latest_diff, file:<path>, glob:<pattern>, step:<id>"
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,10 @@ def parse_context_source(value: object) -> ContextSource:
         near = difflib.get_close_matches(kind, CONTEXT_KINDS, n=1)
         maybe = f" (did you mean '{near[0]}'?)" if near else ""
         raise ValueError(f"unknown context source kind '{kind}' in '{value}'{maybe}; use one of: {CONTEXT_FORMS}")
-    if kind in ("file", "glob") and not arg:
-        what = "path" if kind == "file" else "pattern"
-        raise ValueError(f"'{value}' is empty: write {kind}:<{what}>, for example {kind}:README.md")
+    if kind in ("file", "glob", "step") and not arg:
+        what = {"file": "path", "glob": "pattern", "step": "id"}[kind]
+        example = {"file": "README.md", "glob": "docs/**/*.md", "step": "test"}[kind]
+        raise ValueError(f"'{value}' is empty: write {kind}:<{what}>, for example {kind}:{example}")
     if kind == "latest_diff" and sep:
         raise ValueError("latest_diff takes no argument")
     return ContextSource(kind, arg)

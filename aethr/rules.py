@@ -1,0 +1,117 @@
+"""Rules of a workflow file that span several keys: step ids, roles, models, loops, command
+steps and `step:` references. Each problem points at the YAML node that causes it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, NamedTuple
+
+from aethr.names import model_problem
+
+if TYPE_CHECKING:
+    import yaml
+
+    from aethr.config import Step, Workflow
+
+Loc = tuple[int | str, ...]
+_AGENT_KEYS = ("role", "backend", "context", "history_visibility", "unsafe_permissions")
+_COMMAND_KEYS = ("cwd", "env", "ok_exit_codes", "allow_failure", "output_tokens")
+
+
+class Problem(NamedTuple):
+    loc: Loc
+    message: str
+    on_key: bool = False  # point at the key itself (unknown or duplicate keys), not its value
+    node: yaml.Node | None = None  # the exact node, when the location is ambiguous (duplicates)
+
+
+
+def cross_check(wf: Workflow) -> list[Problem]:
+    """Rules that span several keys: step ids, roles, models and loop targets."""
+    problems: list[Problem] = []
+    roles = list(wf.roles)
+    role_list = ", ".join(roles) or "(none)"
+    for role in wf.models:
+        if role not in wf.roles:
+            msg = f"model given for unknown role '{role}'{_near(role, roles)}; roles: {role_list}"
+            problems.append(Problem(("models", role), msg, on_key=True))
+    # Models of roles that model steps call go to LiteLLM; an agent's model is the agent's business.
+    for role in dict.fromkeys(s.role for s in wf.steps if s.kind == "model"):
+        model = wf.model_of(role)
+        problem = model_problem(model) if model is not None else None
+        if problem:
+            where = ("models", role, "model") if wf.entry_of(role) else ("models", role)
+            problems.append(Problem(where, f"models.{role}: {problem}"))
+    seen: dict[str, int] = {}
+    for i, step in enumerate(wf.steps):
+        if step.id in seen:
+            msg = f"duplicate step id '{step.id}' (also used by steps[{seen[step.id]}])"
+            problems.append(Problem(("steps", i, "id"), msg))
+        seen.setdefault(step.id, i)
+        problems += _command_step(i, step)
+        ids = [s.id for s in wf.steps]
+        problems += _step_sources(i, step, ids[:i], ids[i + 1 :])
+        if step.run is None and step.role and step.role not in wf.roles:
+            msg = (
+                f"step '{step.id}' uses role '{step.role}', which is not defined under roles"
+                f"{_near(step.role, roles)}; roles: {role_list}"
+            )
+            problems.append(Problem(("steps", i, "role"), msg))
+        if step.repeat:
+            target = step.repeat.back_to
+            earlier = [s.id for s in wf.steps[: i + 1]]
+            if target not in earlier:
+                later = any(s.id == target for s in wf.steps[i + 1 :])
+                why = "a later step" if later else "not a step of this workflow"
+                msg = (
+                    f"repeat.back_to '{target}' in step '{step.id}' is {why}"
+                    f"{_near(target, earlier)}; it must name this step or an earlier one"
+                )
+                problems.append(Problem(("steps", i, "repeat", "back_to"), msg))
+    return problems
+
+
+def _near(word: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
+
+def _command_step(i: int, step: Step) -> list[Problem]:
+    """A `run:` step has no role, backend or context; a model or agent step has no command keys."""
+    found: list[Problem] = []
+    given = step.model_fields_set
+    if step.run is None:
+        for key in sorted(given & set(_COMMAND_KEYS)):
+            found.append(Problem(("steps", i, key), f"step '{step.id}': `{key}` belongs to a `run:` step", on_key=True))
+        if not step.role:
+            found.append(Problem(("steps", i), f"step '{step.id}' needs a `role` (or `run:` for a command step)"))
+        if step.repeat and step.repeat.until_command_passes:
+            msg = f"step '{step.id}': until_command_passes needs a `run:` step; a model step can use until_review_pass"
+            found.append(Problem(("steps", i, "repeat", "until_command_passes"), msg))
+        return found
+    for key in _AGENT_KEYS:
+        if key in given:
+            msg = f"step '{step.id}' runs a command: `{key}` does not go with `run:`"
+            found.append(Problem(("steps", i, key), msg, on_key=True))
+    if step.repeat and step.repeat.until_review_pass:
+        msg = f"step '{step.id}' runs a command: use until_command_passes, not until_review_pass"
+        found.append(Problem(("steps", i, "repeat", "until_review_pass"), msg))
+    if step.cwd is not None:
+        pure = PurePosixPath(step.cwd)
+        if pure.is_absolute() or ".." in pure.parts:
+            msg = f"step '{step.id}': cwd must be a folder inside the project root, relative to it"
+            found.append(Problem(("steps", i, "cwd"), msg))
+    return found
+
+
+def _step_sources(i: int, step: Step, earlier: list[str], later: list[str]) -> list[Problem]:
+    found = []
+    for n, source in enumerate(step.context):
+        if source.kind == "step" and source.arg not in earlier:
+            why = "a later step" if source.arg in later else "not a step of this workflow"
+            msg = f"context step:{source.arg} in step '{step.id}' is {why}{_near(source.arg, earlier)}"
+            found.append(Problem(("steps", i, "context", n), msg + "; it must name an earlier step"))
+    return found
