@@ -167,6 +167,9 @@ def run(
         bool,
         typer.Option("--force-resume", help="Resume even if the repository changed since the checkpoint."),
     ] = False,
+    exec_commands: Annotated[
+        bool, typer.Option("--exec-commands", help="In a mock run, run the workflow's run: steps for real.")
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the workflow on a task."""
@@ -182,6 +185,7 @@ def run(
         resume=resume_checkpoint,
         force_resume=force_resume,
         verbose=Flags.verbose,
+        exec_commands=exec_commands,
     )
     try:
         runner.run_command(options)

@@ -7,9 +7,9 @@ the executor and prompt builder ask only these:
 - `goal`: the goal in words, for the message when the passes run out;
 - `marker`: text that meets the goal, so the mock can pass a loop by default.
 
-Conditions: `until_review_pass` (the last `Review status:` line says pass) and
-`until_contains` (the text appears). A command's exit status joins them when
-command steps exist.
+Conditions: `until_review_pass` (the last `Review status:` line says pass),
+`until_contains` (the text appears) and `until_command_passes` (a `run:` step's
+exit code is one of its `ok_exit_codes`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Condition(Protocol):
     goal: str
     marker: str | None
 
-    def check(self, output: str) -> Verdict: ...
+    def check(self, output: str, passed: bool | None = None) -> Verdict: ...
 
     def instruction(self, back_to: str) -> str | None: ...
 
@@ -49,7 +49,7 @@ class ReviewPasses:
     goal = f"'{PASS_LINE}'"
     marker: str | None = PASS_LINE
 
-    def check(self, output: str) -> Verdict:
+    def check(self, output: str, passed: bool | None = None) -> Verdict:
         status = review_status(output)
         if status is None:
             return Verdict(False, "no 'Review status:' line in the reply; counted as revise")
@@ -70,7 +70,7 @@ class Contains:
         self.goal = f"the text '{text}'"
         self.marker: str | None = text
 
-    def check(self, output: str) -> Verdict:
+    def check(self, output: str, passed: bool | None = None) -> Verdict:
         found = self.text in output
         return Verdict(found, ("found" if found else "not found") + f": '{self.text}'")
 
@@ -81,10 +81,23 @@ class Contains:
         )
 
 
+class CommandPasses:
+    goal = "the command passing"
+    marker: str | None = None
+
+    def check(self, output: str, passed: bool | None = None) -> Verdict:
+        return Verdict(bool(passed), "the command passed" if passed else "the command failed")
+
+    def instruction(self, back_to: str) -> str | None:
+        return None  # a command is not told anything
+
+
 def for_step(step: Step) -> Condition | None:
     """The condition of the loop `step` controls, or None when it controls none."""
     if step.repeat is None:
         return None
+    if step.repeat.until_command_passes:
+        return CommandPasses()
     if step.repeat.until_contains is not None:
         return Contains(step.repeat.until_contains)
     return ReviewPasses()

@@ -156,7 +156,6 @@ class Workflow(_Strict):
 # --- loading ---------------------------------------------------------------------------------
 
 
-
 def load(path: Path) -> Workflow:
     """Read and validate a workflow file. Raises ConfigError naming FILE:LINE:COLUMN."""
     try:

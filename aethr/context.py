@@ -62,6 +62,7 @@ def gather(
     file_tokens: int = FILE_TOKENS,
     workflow_file: str | None = None,
     files: Callable[[], listing.Listing] | None = None,
+    outputs: dict[str, str] | None = None,
 ) -> Gathered:
     """Read every source of a step within the budgets. Never raises for a missing or
     refused input: each becomes a placeholder note in its block. An untracked
@@ -82,6 +83,8 @@ def gather(
             continue
         if source.kind == "git_diff":
             body, item = _git_diff(root, source, budget, files, workflow_file)
+        elif source.kind == "step":
+            body, item = _step_output(source, (outputs or {}).get(source.arg), budget)
         elif source.kind == "latest_diff":
             body, item = _latest_diff(latest, source, budget)
         elif source.kind == "file":
@@ -134,6 +137,22 @@ def _git_diff(
     budget.spend(text)
     status = "truncated" if cut or more else "included"
     return text, ContextItem(name, status, estimate_tokens(text), "; ".join(notes))
+
+
+def _step_output(source: ContextSource, output: str | None, budget: _Budget) -> tuple[str, ContextItem]:
+    """The latest output of an earlier step, through the same content rule and budget."""
+    name = str(source)
+    if output is None:
+        note = f"step '{source.arg}' has not run yet"
+        return f"[{note}]", ContextItem(name, "empty", 0, note)
+    why = sensitive.by_content(output.encode("utf-8", "surrogateescape"))
+    if why:
+        note = f"refused the output of step '{source.arg}': {why}"
+        return f"[{note}]", ContextItem(name, "refused", 0, note)
+    cap = budget.take(budget.left)
+    text = output if len(output) <= cap else output[:cap] + "\n[truncated: the output is longer than the budget left]"
+    budget.spend(text)
+    return text, ContextItem(name, "truncated" if len(output) > cap else "included", estimate_tokens(text))
 
 
 def _latest_diff(latest: Artifact | None, source: ContextSource, budget: _Budget) -> tuple[str, ContextItem]:

@@ -128,6 +128,7 @@ class StepFinished(NamedTuple):
     usage: Usage
     output: str
     changed_files: tuple[str, ...] | None = None
+    passed: bool | None = None  # command steps: whether the command passed
     event: str = "step_finished"
 
 

@@ -27,8 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from aethr import conditions, context, git, gitview, listing, prompts
+from aethr import conditions, context, git, gitview, listing, prompts, steps
 from aethr.backends import Backend, Completion, Endpoint, Request
+from aethr.backends.command import CommandSpec, describe
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
 from aethr.errors import AethrError, EnvironmentNotReady, InternalError, Interrupted, LoopExhausted, OutputClosed
@@ -75,6 +76,8 @@ class Router(Protocol):
 
     def endpoint_for(self, step: Step) -> Endpoint: ...
 
+    def command_for(self, step: Step) -> CommandSpec | None: ...
+
     def for_step(self, step: Step) -> Backend: ...
 
 
@@ -101,6 +104,8 @@ class Executor:
         self._reported: Usage | None = None  # the running step's usage so far, as its agent reported it
         self._before: str | None = None  # the tree before the running step, when it edits the tree
         self._files = listing.Lister(root.resolve())  # the tree, listed once and shared by every step
+        self._after: str | None = None  # the tree after the last step that may edit it
+        self._progress = steps.Progress()  # failing command loops: is anything changing?
 
     def new_state(self, task: str) -> RunState:
         return RunState(task=task, workflow=self.workflow.workflow, workflow_digest=self.workflow.digest())
@@ -112,7 +117,9 @@ class Executor:
         checkpoint exists), after emitting RunFailed.
         """
         started = self.clock()
-        plan = tuple(StepPlan(s.id, s.role, s.backend, self.backends.model_for(s)) for s in self.workflow.steps)
+        plan = tuple(
+            StepPlan(s.id, s.role or "command", s.kind, self.backends.model_for(s)) for s in self.workflow.steps
+        )
         checkpoint = str(self.durability.path) if self.durability else None
         self._saved = resumed_from is not None
         if self.durability:
@@ -134,8 +141,8 @@ class Executor:
                 result = self._run_step(current, state)
                 state.results.append(result)
                 state.spent = state.spent + result.usage
-                if result.artifact is not None:
-                    state.latest = result.artifact
+                if result.artifact is not None and current.kind != "command":
+                    state.latest = result.artifact  # latest_diff stays the agent's, not a formatter's
                 self._advance(current, result, state)
         except KeyboardInterrupt:
             where = f" during step '{current.id}'" if current else ""
@@ -191,34 +198,51 @@ class Executor:
         iteration = 1 + sum(1 for r in state.results if r.step_id == step.id)
         model = self.backends.model_for(step)
         backend = self.backends.for_step(step)
-        self.sink.emit(StepStarted(step.id, step.role, step.backend, model, iteration))
+        role = step.role or "command"
+        self.sink.emit(StepStarted(step.id, role, step.kind, model, iteration))
+        command = self.backends.command_for(step)
+        timeout = self.backends.timeout_for(step)
+        if command is not None:
+            prompt = describe(command, timeout)
+            self.sink.emit(PromptBuilt(step.id, prompt, ()))
+        else:
+            prompt = self._prompt(step, state)
+        condition = conditions.for_step(step)
+        request = Request(
+            step_id=step.id,
+            role=role,
+            backend=step.backend,
+            model=model,
+            task=state.task,
+            prompt=prompt,
+            timeout=timeout,
+            root=self.root,
+            unsafe_permissions=step.unsafe_permissions,
+            done_marker=condition.marker if condition else None,
+            endpoint=self.backends.endpoint_for(step),
+            command=command,
+            iteration=iteration,
+        )
+        begin = self.clock()
+        completion = self._complete(backend, request)
+        artifact, text = self._artifact_of(step, completion)
+        if completion.passed is False:
+            steps.check_command(step, completion, self.backends.follows_loops)
+        seconds = self.clock() - begin
+        usage = completion.usage
+        return StepResult(step.id, role, model, text, iteration, seconds, usage, artifact, completion.passed)
+
+    def _prompt(self, step: Step, state: RunState) -> str:
+        outputs = {r.step_id: r.output for r in state.results}
         gathered = context.gather(
-            step.context, self.root, state.latest, workflow_file=self.config_file, files=self._files
+            step.context, self.root, state.latest, workflow_file=self.config_file, files=self._files, outputs=outputs
         )
         prompt = prompts.build(self.workflow, step, state.task, state.results, state.latest, gathered.blocks)
         self.sink.emit(PromptBuilt(step.id, prompt, gathered.report))
         for item in gathered.report:
             if item.status in ("refused", "skipped", "empty"):
                 self.sink.emit(ContextNoted(step.id, item.source, item.status, item.note))
-        condition = conditions.for_step(step)
-        request = Request(
-            step_id=step.id,
-            role=step.role,
-            backend=step.backend,
-            model=model,
-            task=state.task,
-            prompt=prompt,
-            timeout=self.backends.timeout_for(step),
-            root=self.root,
-            unsafe_permissions=step.unsafe_permissions,
-            done_marker=condition.marker if condition else None,
-            endpoint=self.backends.endpoint_for(step),
-        )
-        begin = self.clock()
-        completion = self._complete(backend, request)
-        artifact, text = self._artifact_of(step, completion)
-        seconds = self.clock() - begin
-        return StepResult(step.id, step.role, model, text, iteration, seconds, completion.usage, artifact)
+        return prompt
 
     def _complete(self, backend: Backend, request: Request) -> Completion:
         """Call the backend, recording the tree before an editing step and watching its usage."""
@@ -245,6 +269,8 @@ class Executor:
                 return None, text
             return Artifact(step.id, (), "", "", note=completion.simulated_change), text
         artifact = self._artifact(step, self._before)
+        if step.kind == "command" and not artifact.changed_files:
+            return None, text  # a command that changed nothing: nothing to say
         # Say plainly what the agent changed, as measured, not as the agent reported it.
         files = f": {', '.join(artifact.changed_files)}" if artifact.changed_files else ""
         lead = "" if not text or text.endswith("\n") else "\n"
@@ -263,7 +289,10 @@ class Executor:
             return
         passes = state.passes.get(step.id, 0) + 1
         state.passes[step.id] = passes
-        passed, reason = condition.check(result.output)
+        passed, reason = condition.check(result.output, result.passed)
+        stuck = None if passed or step.kind != "command" else self._progress.stuck(step.id, result.output, self._after)
+        if stuck:
+            reason = f"{reason}; {stuck}"
         self.sink.emit(LoopIteration(step.id, loop.back_to, passes, loop.max_iterations, passed, reason))
         if passed:
             state.passes.pop(step.id, None)
@@ -271,18 +300,19 @@ class Executor:
             self._checkpoint(state, step)
             return
         back = self.workflow.step_index(loop.back_to)
-        if passes < loop.max_iterations:
+        if passes < loop.max_iterations and not stuck:
             for inner in self.workflow.steps[back : state.next_index]:
                 state.passes.pop(inner.id, None)
             state.next_index = back
             self._checkpoint(state, step)
             return
-        # Exhausted: the checkpoint points back into the loop with a fresh round of passes.
+        # Exhausted (or stuck): the checkpoint points back into the loop with a fresh round.
         state.passes.pop(step.id, None)
         state.next_index = back
         self._checkpoint(state, step)
+        what = f"made no progress at pass {passes}: {stuck}" if stuck else f"ran {passes} pass(es) without"
         raise LoopExhausted(
-            f"the loop from '{loop.back_to}' to '{step.id}' ran {passes} pass(es) without {condition.goal}",
+            f"the loop from '{loop.back_to}' to '{step.id}' {what}{'' if stuck else ' ' + condition.goal}",
             hint=f"read the last '{step.id}' output above; raise repeat.max_iterations "
             "or resume to grant the loop another round",
         )
@@ -304,7 +334,7 @@ class Executor:
             raise EnvironmentNotReady(f"cannot record the working tree before an agent step: {exc}") from None
 
     def _artifact(self, step: Step, before: str) -> Artifact:
-        after = self._snapshot()
+        after = self._after = self._snapshot()
         files = tuple(git.changed_files(self.root, before, after))
         if not files:
             return Artifact(step.id, (), "", "")
@@ -315,4 +345,4 @@ class Executor:
 
     def _finished(self, r: StepResult) -> StepFinished:
         files = r.artifact.changed_files if r.artifact is not None else None
-        return StepFinished(r.step_id, r.role, r.model, r.iteration, r.seconds, r.usage, r.output, files)
+        return StepFinished(r.step_id, r.role, r.model, r.iteration, r.seconds, r.usage, r.output, files, r.passed)

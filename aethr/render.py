@@ -54,6 +54,8 @@ class TerminalRenderer:
         self._plan: dict[str, tuple[str, str]] = {}  # step id -> (role, model as shown)
 
     def _model(self, model: str | None, backend: str) -> str:
+        if backend == "command":
+            return "command"
         name = model or "no model"
         if backend != "model":
             name = f"{backend} ({model})" if model else backend
@@ -143,7 +145,7 @@ class TerminalRenderer:
                 s.step_id,
                 s.role,
                 "mock" if self._mode == "mock" else (s.model or ""),
-                "ok" if not s.iteration > 1 else f"ok (pass {s.iteration})",
+                _status(s),
                 f"{s.seconds:.1f}s",
                 tokens(s.usage),
                 money(s.usage),
@@ -177,6 +179,11 @@ class TerminalRenderer:
             for row in lines:
                 self.out.write("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
         self.out.flush()
+
+
+def _status(step: StepFinished) -> str:
+    word = "command failed" if step.passed is False else "ok"
+    return word if step.iteration == 1 else f"{word} (pass {step.iteration})"
 
 
 class QuietOnClosedOutput:

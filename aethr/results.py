@@ -41,6 +41,7 @@ class StepResult:
     seconds: float
     usage: Usage = field(default_factory=Usage)
     artifact: Artifact | None = None
+    passed: bool | None = None  # command steps: whether the command passed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,7 +70,14 @@ class StepResult:
             seconds=float(seconds),
             usage=usage_from_dict(data["usage"]),
             artifact=None if art is None else _artifact(art),
+            passed=_passed(data.get("passed")),
         )
+
+
+def _passed(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError("a result's passed must be true, false or null")
+    return value
 
 
 def _artifact(data: Any) -> Artifact:

@@ -27,7 +27,6 @@ class Problem(NamedTuple):
     node: yaml.Node | None = None  # the exact node, when the location is ambiguous (duplicates)
 
 
-
 def cross_check(wf: Workflow) -> list[Problem]:
     """Rules that span several keys: step ids, roles, models and loop targets."""
     problems: list[Problem] = []
@@ -76,7 +75,6 @@ def cross_check(wf: Workflow) -> list[Problem]:
 def _near(word: str, choices: list[str]) -> str:
     near = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean '{near[0]}'?)" if near else ""
-
 
 
 def _command_step(i: int, step: Step) -> list[Problem]:

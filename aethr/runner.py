@@ -32,6 +32,7 @@ class RunOptions(NamedTuple):
     resume: str | None = None
     force_resume: bool = False
     verbose: bool = False
+    exec_commands: bool = False
 
 
 _TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored; an empty task aborts.\n"
@@ -94,7 +95,7 @@ def run_command(options: RunOptions) -> None:
     assert found.config is not None
     config_path, root = found.config, found.root
     workflow = load_workflow(config_path)
-    settings = settings_mod.load(found.dotenv)
+    settings = settings_mod.load(found.dotenv)._replace(exec_commands=options.exec_commands)
     show_prompt = options.show_prompt
     if show_prompt and options.resume:
         raise UsageError("--show-prompt and --resume-checkpoint do not go together")

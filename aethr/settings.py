@@ -39,6 +39,7 @@ class Settings(NamedTuple):
     editor: str | None = None
     dotenv_path: Path | None = None
     dotenv_keys: frozenset[str] = frozenset()
+    exec_commands: bool = False  # --exec-commands: a mock run runs `run:` steps for real
 
     @property
     def mode(self) -> str:

@@ -72,6 +72,9 @@ class Router:
     def endpoint_for(self, step: Step) -> Endpoint:
         return Endpoint()
 
+    def command_for(self, step: Step) -> None:
+        return None
+
     def for_step(self, step: Step) -> Backend:
         return self.backend
 

@@ -3,6 +3,8 @@
     preview  nothing is called; the output is a placeholder (`--show-prompt`)
     mock     deterministic replies, or the scripted ones of AETHR_MOCK_RESPONSES
     live     LiteLLM for model steps, the OpenCode CLI for `backend: opencode`
+    command  `run:` steps run for real in live runs (and mock runs with --exec-commands);
+             otherwise the mock stands in for them and nothing runs
 
 Constructors do no I/O and import nothing heavy: litellm is imported only when a
 live model step runs (see `backends.live`).
@@ -12,13 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from aethr.config import Step, Workflow
 from aethr.errors import ConfigError
 from aethr.events import Event, Usage
 from aethr.names import litellm_model_name
 from aethr.settings import Settings
+
+if TYPE_CHECKING:
+    from aethr.backends.command import CommandSpec
 
 Emit = Callable[[Event], None]
 
@@ -47,6 +52,8 @@ class Request(NamedTuple):
     done_marker: str | None = None  # text that ends this step's loop, if it controls one (for the mock)
     idle: float | None = None  # agents: stop after this many seconds without an event
     endpoint: Endpoint = Endpoint()  # model steps: where calls go, their limits and price
+    command: CommandSpec | None = None  # `run:` steps: the command
+    iteration: int = 1  # which pass of the step this is
 
 
 class Completion(NamedTuple):
@@ -55,6 +62,8 @@ class Completion(NamedTuple):
     # Set by a backend that stood in for an agent without running it (mock, preview): what
     # later steps see as the step's change instead of a measured diff.
     simulated_change: str | None = None
+    passed: bool | None = None  # command steps: whether the command passed
+    last_lines: tuple[str, ...] = ()  # command steps: the end of the output, for a failure message
 
 
 class Backend(Protocol):
@@ -86,6 +95,8 @@ class Backends:
         self._cache: dict[str, Backend] = {}
 
     def model_for(self, step: Step) -> str | None:
+        if step.kind == "command":
+            return None
         model = self.settings.model_override or self.workflow.model_of(step.role)
         return litellm_model_name(model) if model else None
 
@@ -106,15 +117,38 @@ class Backends:
             idle=self.settings.idle_timeout,
         )
 
+    def command_for(self, step: Step) -> CommandSpec | None:
+        """A `run:` step's command, with what it may see of the environment."""
+        if step.run is None:
+            return None
+        from aethr.backends.command import CommandSpec
+
+        hidden = self.settings.dotenv_keys - set(self.workflow.env_passthrough)
+        return CommandSpec(
+            step.run if isinstance(step.run, str) else tuple(step.run),
+            step.cwd or ".",
+            tuple(step.env.items()),
+            tuple(step.ok_exit_codes),
+            step.output_tokens * 4,
+            frozenset(hidden),
+        )
+
     def timeout_for(self, step: Step) -> float:
         if step.timeout is not None:
             return step.timeout
+        if step.kind == "command":
+            return 600.0
         if step.backend == "opencode":
             return 900.0
         return self.settings.timeout
 
     def for_step(self, step: Step) -> Backend:
-        kind = self.mode if self.mode != "live" else step.backend
+        if self.mode == "preview":
+            kind = "preview"
+        elif step.kind == "command":
+            kind = "command" if self.mode == "live" or self.settings.exec_commands else "mock"
+        else:
+            kind = self.mode if self.mode != "live" else step.backend
         if kind not in self._cache:
             self._cache[kind] = self._make(kind)
         return self._cache[kind]
@@ -128,6 +162,10 @@ class Backends:
             from aethr.backends.mock import MockBackend
 
             return MockBackend(self.settings.mock_responses)
+        if kind == "command":
+            from aethr.backends.command import CommandBackend
+
+            return CommandBackend()
         if kind == "opencode":
             from aethr.backends.opencode import OpenCodeBackend
 
@@ -143,7 +181,7 @@ class Backends:
         role has no model (ConfigError), a missing key or tool (EnvironmentNotReady), a bad
         AETHR_MOCK_RESPONSES file (ConfigError)."""
         for step in self.workflow.steps:
-            if self.mode == "live" and step.backend == "model" and self.model_for(step) is None:
+            if self.mode == "live" and step.kind == "model" and self.model_for(step) is None:
                 raise ConfigError(
                     f"step '{step.id}': role '{step.role}' has no model, and this is a live run",
                     hint=f"add `{step.role}: openai:gpt-4o-mini` (or another model) under `models:`, "

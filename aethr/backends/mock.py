@@ -12,6 +12,7 @@ from aethr.errors import ConfigError, StepFailed
 from aethr.events import TextChunk, Usage
 from aethr.prompts import preview_placeholder
 
+Reply = str | dict[str, object]
 _REPLIES: dict[str, str] = {
     "planner": "Plan for: {task}\n1. Read the code the task touches.\n2. Make the smallest change "
     "that does it.\n3. Add or update a test that shows it works.",
@@ -27,9 +28,10 @@ _REPLIES: dict[str, str] = {
 class MockBackend:
     """Deterministic replies that mention the task and the step, streamed in chunks.
 
-    With a script (a JSON list of strings), each call takes the next reply in
-    order; running out is an error rather than a silent default, so a scripted
-    loop test cannot pass by accident.
+    With a script (a JSON list), each call takes the next reply in order; running
+    out is an error rather than a silent default, so a scripted loop test cannot
+    pass by accident. A reply is a string, or for a `run:` step an object
+    `{"exit_code": 1, "output": "…"}`; unscripted, a command "passes" unrun.
     """
 
     edits_tree = False
@@ -37,10 +39,10 @@ class MockBackend:
 
     def __init__(self, script: Path | None) -> None:
         self._script_path = script
-        self._script: list[str] | None = None
+        self._script: list[Reply] | None = None
         self._used = 0
 
-    def _scripted(self, step_id: str) -> str | None:
+    def _scripted(self, step_id: str) -> Reply | None:
         if self._script_path is None:
             return None
         if self._script is None:
@@ -60,7 +62,10 @@ class MockBackend:
             self._script = _load_script(self._script_path)
 
     def complete(self, request: Request, emit: Emit) -> Completion:
-        text = self._scripted(request.step_id)
+        reply = self._scripted(request.step_id)
+        if request.command is not None:
+            return _command(request, reply, emit)
+        text = reply if isinstance(reply, str) else None if reply is None else json.dumps(reply)
         if text is None:
             task = " ".join(request.task.split())[:200]
             body = _REPLIES.get(request.role, "Output of the {role} for: {task}").format(task=task, role=request.role)
@@ -98,13 +103,43 @@ class PreviewBackend:
         )
 
 
-def _load_script(path: Path) -> list[str]:
+def _command(request: Request, reply: Reply | None, emit: Emit) -> Completion:
+    """A `run:` step in a mock run: nothing runs; the scripted result, or a pass."""
+    assert request.command is not None
+    code, output = 0, "(mock mode: the command was not run; --exec-commands runs it)\n"
+    if isinstance(reply, dict):
+        exit_code = reply.get("exit_code", 0)
+        code, output = (exit_code if isinstance(exit_code, int) else 0), str(reply.get("output", ""))
+    elif isinstance(reply, str):
+        output = reply
+    output = output if not output or output.endswith("\n") else output + "\n"
+    passed = code in request.command.ok_exit_codes
+    emit(TextChunk(request.step_id, output))
+    status = f"[exit {code} · {'passed' if passed else 'failed'} · mock]"
+    text = f"$ {request.command.shown()}\n{status}\n{output}"
+    return Completion(text, Usage(0, 0, 0.0), passed=passed, last_lines=tuple(output.splitlines()[-10:]))
+
+
+def _load_script(path: Path) -> list[Reply]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"AETHR_MOCK_RESPONSES: {path} does not exist") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"AETHR_MOCK_RESPONSES: {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-        raise ConfigError(f"AETHR_MOCK_RESPONSES: {path} must hold a JSON list of strings")
-    return data
+    good = isinstance(data, list) and all(isinstance(x, str) or _command_reply(x) for x in data)
+    if not good:
+        raise ConfigError(
+            f"AETHR_MOCK_RESPONSES: {path} must hold a JSON list of strings "
+            '(or {"exit_code": N, "output": "…"} objects for run: steps)'
+        )
+    return list(data)
+
+
+def _command_reply(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) <= {"exit_code", "output"}
+        and isinstance(value.get("exit_code", 0), int)
+        and isinstance(value.get("output", ""), str)
+    )

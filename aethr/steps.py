@@ -1,0 +1,46 @@
+"""What the executor decides about a `run:` step's result: whether a failure stops the run,
+and whether a failing loop is making progress at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from aethr.backends import Completion
+from aethr.config import Step
+from aethr.errors import StepFailed
+
+# Numbers change between identical failures (durations, ports, addresses, counts of seconds).
+_NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")
+
+
+def check_command(step: Step, completion: Completion, follows_loops: bool) -> None:
+    """Raise StepFailed for a failed command, unless the step allows failure or its loop
+    will send the run back (`until_command_passes`)."""
+    if step.allow_failure or (step.repeat is not None and step.repeat.until_command_passes and follows_loops):
+        return
+    status = completion.text.split("\n", 2)[1] if completion.text.count("\n") >= 2 else ""
+    shown = step.run if isinstance(step.run, str) else " ".join(step.run or [])
+    tail = "\n".join(f"  | {line}" for line in completion.last_lines)
+    raise StepFailed(
+        f"step '{step.id}': `{shown}` failed {status}" + (f"; its last lines:\n{tail}" if tail else ""),
+        hint="fix what it reports and resume (the command runs again), or set `allow_failure: true` on the step",
+    )
+
+
+class Progress:
+    """Remembers each failing command's output (numbers masked) and the tree after it, so a
+    loop that fails the same way on an unchanged tree stops at once instead of spending passes."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[str, str | None]] = {}
+
+    def stuck(self, step_id: str, output: str, tree: str | None) -> str | None:
+        lines = output.split("\n", 2)
+        body = lines[2] if len(lines) > 2 else output  # past the command and its status line
+        seen = (hashlib.sha256(_NUMBERS.sub("N", body).encode()).hexdigest(), tree)
+        before, self._last[step_id] = self._last.get(step_id), seen
+        if before == seen and tree is not None:
+            return "the command failed with the same output as the pass before, and no file changed"
+        return None
