@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import aethr, make_repo, write_workflow
 from tests.fake_openai import FakeOpenAI
-from tests.test_opencode import BINARY, _none_left, _processes_running, needs_opencode, opencode_env, write_call
+from tests.test_opencode import _none_left, _processes_running, needs_opencode, opencode_env, write_call
 from tests.test_resume import checkpoints, resume_path
 
 REVIEW_AFTER = """\
