@@ -84,7 +84,12 @@ def test_a_loop_fixes_the_code_until_the_real_test_passes(tmp_path: Path, server
     assert "FAILED: expected 42, got 41" in second_fix, "the second fix saw the first test's failing output"
 
 
-CHECK = "from answer import ANSWER\nif ANSWER != 42:\n    raise SystemExit(f'FAILED: expected 42, got {ANSWER}')\nprint('ok')\n"
+CHECK = """\
+from answer import ANSWER
+if ANSWER != 42:
+    raise SystemExit(f'FAILED: expected 42, got {ANSWER}')
+print('ok')
+"""
 STUCK = """\
 workflow: stuck
 roles: {{implementer: Fix it.}}
