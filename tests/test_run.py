@@ -72,7 +72,7 @@ def test_json_output_is_only_json_lines(repo: Path) -> None:
     events = [json.loads(line) for line in result.out.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
-    assert kinds.count("step_started") == 3 and kinds.count("step_finished") == 3
+    assert kinds.count("step_started") == 4 and kinds.count("step_finished") == 4  # plan, implement, test, review
     assert "text" in kinds and "loop_iteration" in kinds
     assert events[-1]["usage"]["prompt_tokens"] > 0
     # nested records are objects with named fields, not positional arrays
