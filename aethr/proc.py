@@ -64,12 +64,19 @@ class Child:
     def __init__(self, proc: subprocess.Popen[bytes], stderr_lines: int) -> None:
         self.proc = proc
         self.stderr: deque[str] = deque(maxlen=stderr_lines)
-        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        # Bounded: a child that writes faster than aethr reads waits on its pipe; memory stays flat.
+        self._lines: queue.Queue[bytes | None] = queue.Queue(maxsize=1024)
         self._stderr_hook: Callable[[str], None] | None = None
         assert proc.stdout is not None
         threading.Thread(target=_pump, args=(proc.stdout, self._lines), daemon=True).start()
         # With stderr merged into stdout there is no second stream to read.
         self._err_thread = threading.Thread(target=self._read_stderr, args=(proc.stderr,), daemon=True)
+
+    def _drain(self) -> None:
+        """Empty the queue, so a reader blocked on a full one sees the end of the pipe and stops."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._lines.get_nowait()
 
     def _join_stderr(self, seconds: float) -> None:
         if self._err_thread.is_alive():
@@ -107,6 +114,7 @@ class Child:
             now = clock()
             if now >= deadline or (idle is not None and now - last >= idle):
                 end_tree(self.proc)
+                self._drain()
                 self._join_stderr(1)
                 return Ended(None, now >= deadline, now < deadline, tuple(self.stderr))
             limit = deadline - now if idle is None else min(deadline - now, idle - (now - last))

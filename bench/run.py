@@ -1,7 +1,7 @@
 """aethr's benchmarks: every measurement paired with a floor measured in the same run.
 
     python bench/run.py            # all groups (the big repository is built once, ~1 min)
-    python bench/run.py startup    # one or more groups: startup big real live scaling
+    python bench/run.py startup    # one or more groups: startup big real commands live scaling
 
 The `real` group needs a clone of a real 30,000+ file repository (see bench/real.py).
 
@@ -326,10 +326,17 @@ def bench_real() -> None:
     real.run(CACHE, median, record, AETHR)
 
 
+def bench_commands() -> None:
+    from bench import commands
+
+    commands.run(median, record, AETHR, tiny_repo)
+
+
 GROUPS: dict[str, Callable[[], None]] = {
     "startup": bench_startup,
     "big": bench_big,
     "real": bench_real,
+    "commands": bench_commands,
     "live": bench_live,
     "scaling": bench_scaling,
 }
