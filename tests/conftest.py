@@ -122,6 +122,17 @@ steps:
 """
 
 
+MOCK_TWO_STEPS = """\
+workflow: two
+roles: {planner: Plan., reviewer: Review.}
+steps:
+  - id: plan
+    role: planner
+  - id: review
+    role: reviewer
+"""
+
+
 def write_workflow(root: Path, text: str) -> Path:
     path = root / ".aethr.yaml"
     path.write_text(text)

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import aethr, make_repo, write_workflow
+from tests.conftest import MOCK_TWO_STEPS, aethr, make_repo, write_workflow
 from tests.test_opencode import _none_left, _processes_running
 
 AGENT = """\
@@ -30,15 +30,7 @@ steps:
     backend: opencode
     timeout: 60
 """
-TWO_STEPS = """\
-workflow: two
-roles: {planner: Plan., reviewer: Review.}
-steps:
-  - id: plan
-    role: planner
-  - id: review
-    role: reviewer
-"""
+TWO_STEPS = MOCK_TWO_STEPS
 
 
 def fake_agent(folder: Path, body: str) -> Path:

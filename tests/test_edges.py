@@ -18,19 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, make_repo, write_workflow
+from tests.conftest import MOCK_TWO_STEPS, aethr, make_repo, write_workflow
 from tests.fake_openai import FakeOpenAI
 from tests.test_resume import FAIL, KEY, THREE, checkpoints, env, resume_path
 
-MOCK_TWO = """\
-workflow: two
-roles: {planner: Plan., reviewer: Review.}
-steps:
-  - id: plan
-    role: planner
-  - id: review
-    role: reviewer
-"""
+MOCK_TWO = MOCK_TWO_STEPS
 
 
 def _spawn(args: list[str], cwd: Path, extra: dict[str, str] | None = None, tty: bool = False) -> subprocess.Popen[str]:
