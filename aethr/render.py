@@ -55,7 +55,7 @@ class TerminalRenderer:
 
     def _model(self, model: str | None, backend: str) -> str:
         if backend == "command":
-            return "command"
+            return "run: step"
         name = model or "no model"
         if backend != "model":
             name = f"{backend} ({model})" if model else backend
@@ -92,7 +92,8 @@ class TerminalRenderer:
         elif isinstance(event, StepStarted):
             model = self._model(event.model, event.backend)
             again = f" · pass {event.iteration}" if event.iteration > 1 else ""
-            self._line(f"\n── {event.step_id} · {event.role} · {model}{again}", "bold cyan")
+            who = "command" if event.backend == "command" else f"{event.role} · {model}"
+            self._line(f"\n── {event.step_id} · {who}{again}", "bold cyan")
         elif isinstance(event, TextChunk):
             self.out.write(event.text)
             self.out.flush()
@@ -221,7 +222,8 @@ class PreviewRenderer:
             self.out.write(f"aethr · workflow {event.workflow} · prompt preview: no model is called\n")
         elif isinstance(event, StepStarted):
             model = (event.model or "(mock)") if event.backend == "model" else f"{event.backend} {event.model or ''}"
-            self.out.write(f"\n{'=' * 72}\nstep {event.step_id} · role {event.role} · {model.strip()}\n{'=' * 72}\n")
+            who = "a command" if event.backend == "command" else f"role {event.role} · {model.strip()}"
+            self.out.write(f"\n{'=' * 72}\nstep {event.step_id} · {who}\n{'=' * 72}\n")
         elif isinstance(event, PromptBuilt):
             self.out.write(event.prompt)
             self.out.write(f"{'-' * 72}\ncontext report for {event.step_id}:\n")

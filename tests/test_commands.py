@@ -154,7 +154,7 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
     text = (
         "workflow: once\nroles: {}\nsteps:\n"
         "  - id: count\n    run: 'echo ran >> count.log'\n"
-        "  - id: wait\n    run: 'sleep 60'\n"
+        "  - id: wait\n    run: 'sleep 61.25'\n"
     )
     write_workflow(repo, text)
     proc = subprocess.Popen(
@@ -165,12 +165,12 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
-    while not _processes_running("sleep", "60"):
+    while not _processes_running("sleep", "61.25"):
         assert time.monotonic() < deadline, "the second step never started"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    _none_left(("sleep", "60"))
+    _none_left(("sleep", "61.25"))
     write_workflow(repo, text)  # unchanged: the digest matches
     resumed = subprocess.run(
         [sys.executable, "-m", "aethr", "run", "--resume-checkpoint", "last", "--exec-commands"],
