@@ -79,7 +79,7 @@ def test_an_interrupt_while_the_editor_is_open_exits_130(repo: Path, tmp_path: P
     write_workflow(repo, MOCK_TWO)
     editor = tmp_path / "slow-editor"
     started = tmp_path / "editor-started"
-    editor.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 60\n")
+    editor.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 62.5\n")
     editor.chmod(0o755)
     proc = _spawn(["run"], repo, {"AETHR_EDITOR": str(editor)}, tty=True)
     _wait_until(started.exists)
