@@ -33,7 +33,7 @@ $(OPENCODE_BIN):
 	npm install --silent --no-audit --no-fund --prefix .tools opencode-linux-x64@$(OPENCODE_VERSION)
 
 test: $(VENV)/.installed $(OPENCODE_BIN)
-	AETHR_TEST_OPENCODE="$(OPENCODE_BIN)" $(BIN)/python -m pytest -q -n 4
+	AETHR_TEST_OPENCODE="$(OPENCODE_BIN)" $(BIN)/python -m pytest -q -n 6
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

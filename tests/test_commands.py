@@ -154,13 +154,13 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
     text = (
         "workflow: once\nroles: {}\nsteps:\n"
         "  - id: count\n    run: 'echo ran >> count.log'\n"
-        "  - id: wait\n    run: 'sleep 61.25'\n"
+        "  - id: wait\n    run: 'sleep ${WAIT_SECONDS}'\n"
     )
     write_workflow(repo, text)
     proc = subprocess.Popen(
         [sys.executable, "-m", "aethr", "run", "task", "--exec-commands"],
         cwd=repo,
-        env=os.environ,
+        env={**os.environ, "WAIT_SECONDS": "61.25"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -170,7 +170,8 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    _none_left(("sleep", "61.25"))
+    for left in _processes_running("sleep", "61.25"):  # the shell's child outlives a SIGKILLed aethr
+        os.kill(int(left.split(":")[0]), signal.SIGKILL)
     write_workflow(repo, text)  # unchanged: the digest matches
     resumed = subprocess.run(
         [sys.executable, "-m", "aethr", "run", "--resume-checkpoint", "last", "--exec-commands"],
@@ -179,8 +180,9 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
         text=True,
         timeout=120,
         input="",
-        env={**os.environ},
+        env={**os.environ, "WAIT_SECONDS": "0"},  # the unfinished step runs again, quickly
     )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "── count ·" not in resumed.stdout
     assert (repo / "count.log").read_text() == "ran\n", "the finished command step did not run again"
 
