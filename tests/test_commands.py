@@ -151,6 +151,7 @@ def test_show_prompt_and_mock_mode_run_nothing_and_exec_commands_does(repo: Path
 
 
 def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env: Path) -> None:
+    marker = f"61.{os.getpid()}"  # this test's own sleeper, never another test's
     text = (
         "workflow: once\nroles: {}\nsteps:\n"
         "  - id: count\n    run: 'echo ran >> count.log'\n"
@@ -160,17 +161,17 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
     proc = subprocess.Popen(
         [sys.executable, "-m", "aethr", "run", "task", "--exec-commands"],
         cwd=repo,
-        env={**os.environ, "WAIT_SECONDS": "61.25"},
+        env={**os.environ, "WAIT_SECONDS": marker},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
-    while not _processes_running("sleep", "61.25"):
+    while not _processes_running("sleep", marker):
         assert time.monotonic() < deadline, "the second step never started"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    for left in _processes_running("sleep", "61.25"):  # the shell's child outlives a SIGKILLed aethr
+    for left in _processes_running("sleep", marker):  # the shell's child outlives a SIGKILLed aethr
         os.kill(int(left.split(":")[0]), signal.SIGKILL)
     write_workflow(repo, text)  # unchanged: the digest matches
     resumed = subprocess.run(
