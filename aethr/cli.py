@@ -159,6 +159,9 @@ def run(
         bool, typer.Option("--show-prompt", help="Print every step's prompt; call no model.")
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="One JSON event per line on stdout.")] = False,
+    estimate: Annotated[
+        bool, typer.Option("--estimate", help="Print what each step will cost (tokens, USD); call nothing.")
+    ] = False,
     resume_checkpoint: Annotated[
         str | None,
         typer.Option("--resume-checkpoint", help="Continue a failed run: a checkpoint path, @PATH, or 'last'."),
@@ -186,6 +189,7 @@ def run(
         force_resume=force_resume,
         verbose=Flags.verbose,
         exec_commands=exec_commands,
+        estimate=estimate,
     )
     try:
         runner.run_command(options)

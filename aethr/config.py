@@ -86,6 +86,9 @@ class Step(_Strict):
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1, description="run: passing codes.")
     allow_failure: bool = Field(False, description="run: a failing command does not stop the run.")
     output_tokens: int = Field(4000, ge=100, le=24000, description="run: how much output later steps see.")
+    max_output_tokens: int | None = Field(
+        None, ge=1, description="Model steps: the most tokens the model may answer with (sent as its max tokens)."
+    )
     backend: Literal["model", "opencode"] = Field(
         "model", description="`model` calls the role's model; `opencode` hands the step to OpenCode."
     )

@@ -97,6 +97,14 @@ class ContextNoted(NamedTuple):
     event: str = "context_note"
 
 
+class Notice(NamedTuple):
+    """Something the user should know about a step before it runs (a prompt near its window)."""
+
+    step_id: str
+    text: str
+    event: str = "notice"
+
+
 class TextChunk(NamedTuple):
     step_id: str
     text: str
@@ -148,6 +156,28 @@ class CheckpointSaved(NamedTuple):
     event: str = "checkpoint_saved"
 
 
+class EstimateRow(NamedTuple):
+    step_id: str
+    backend: str  # model, opencode, command
+    model: str | None
+    prompt_tokens: int  # of the exact assembled prompt (4 characters a token)
+    window: int | None  # the model's context window, when known
+    output_tokens: int
+    output_assumed: bool  # no max_output_tokens: 1,000 assumed
+    usd: float | None  # one pass; None when unknown
+    passes: int  # the most times it can run (loops)
+
+
+class Estimated(NamedTuple):
+    """What a run will cost, before it runs (`--estimate`, and the end of `--show-prompt`)."""
+
+    steps: tuple[EstimateRow, ...]
+    low_usd: float  # every step once, known prices only
+    high_usd: float  # every loop at its last pass, known prices only
+    unknown: tuple[str, ...]  # steps whose cost cannot be known in advance
+    event: str = "estimate"
+
+
 class RunFinished(NamedTuple):
     workflow: str
     seconds: float
@@ -174,12 +204,14 @@ Event = (
     | StepStarted
     | PromptBuilt
     | ContextNoted
+    | Notice
     | TextChunk
     | Retrying
     | UsageReported
     | StepFinished
     | LoopIteration
     | CheckpointSaved
+    | Estimated
     | RunFinished
     | RunFailed
 )

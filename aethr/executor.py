@@ -27,18 +27,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from aethr import conditions, context, git, gitview, listing, prompts, steps
+from aethr import changes, conditions, context, listing, prompts, steps
 from aethr.backends import Backend, Completion, Endpoint, Request
 from aethr.backends.command import CommandSpec, describe
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
-from aethr.errors import AethrError, EnvironmentNotReady, InternalError, Interrupted, LoopExhausted, OutputClosed
+from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, OutputClosed
 from aethr.events import (
     CheckpointSaved,
     ContextNoted,
     Event,
     EventSink,
     LoopIteration,
+    Notice,
     PromptBuilt,
     RunFailed,
     RunFinished,
@@ -52,8 +53,6 @@ from aethr.events import (
 )
 from aethr.fingerprint import Fingerprint
 from aethr.results import Artifact, StepResult
-
-ARTIFACT_BYTES = 400_000
 
 
 class Durability(NamedTuple):
@@ -77,6 +76,8 @@ class Router(Protocol):
     def endpoint_for(self, step: Step) -> Endpoint: ...
 
     def command_for(self, step: Step) -> CommandSpec | None: ...
+
+    def check_window(self, step: Step, prompt: str) -> str | None: ...
 
     def for_step(self, step: Step) -> Backend: ...
 
@@ -207,6 +208,9 @@ class Executor:
             self.sink.emit(PromptBuilt(step.id, prompt, ()))
         else:
             prompt = self._prompt(step, state)
+            warning = self.backends.check_window(step, prompt)
+            if warning:
+                self.sink.emit(Notice(step.id, warning))
         condition = conditions.for_step(step)
         request = Request(
             step_id=step.id,
@@ -246,7 +250,7 @@ class Executor:
 
     def _complete(self, backend: Backend, request: Request) -> Completion:
         """Call the backend, recording the tree before an editing step and watching its usage."""
-        self._before = self._snapshot() if backend.edits_tree else None
+        self._before = changes.snapshot(self.root) if backend.edits_tree else None
         self._tree_changed = self._tree_changed or backend.edits_tree
         if backend.edits_tree:
             self._files.forget()  # the agent may add or remove files: list them again after it
@@ -268,7 +272,7 @@ class Executor:
             if completion.simulated_change is None:
                 return None, text
             return Artifact(step.id, (), "", "", note=completion.simulated_change), text
-        artifact = self._artifact(step, self._before)
+        artifact, self._after = changes.artifact(self.root, step.id, self._before)
         if step.kind == "command" and not artifact.changed_files:
             return None, text  # a command that changed nothing: nothing to say
         # Say plainly what the agent changed, as measured, not as the agent reported it.
@@ -326,22 +330,6 @@ class Executor:
         self.durability.save(self.durability.path, state)
         self._saved = True
         self.sink.emit(CheckpointSaved(str(self.durability.path), step.id))
-
-    def _snapshot(self) -> str:
-        try:
-            return git.snapshot(self.root)
-        except git.GitError as exc:
-            raise EnvironmentNotReady(f"cannot record the working tree before an agent step: {exc}") from None
-
-    def _artifact(self, step: Step, before: str) -> Artifact:
-        after = self._after = self._snapshot()
-        files = tuple(git.changed_files(self.root, before, after))
-        if not files:
-            return Artifact(step.id, (), "", "")
-        patch = git.diff_trees(self.root, before, after, ARTIFACT_BYTES)
-        stat = git.diff_stat(self.root, before, after)
-        # Screened here, so a secret an agent wrote never reaches a prompt or the checkpoint.
-        return Artifact(step.id, files, stat, gitview.screen_patch(patch.text), patch.truncated)
 
     def _finished(self, r: StepResult) -> StepFinished:
         files = r.artifact.changed_files if r.artifact is not None else None

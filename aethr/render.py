@@ -14,9 +14,11 @@ from aethr.errors import ExitCode, OutputClosed
 from aethr.events import (
     CheckpointSaved,
     ContextNoted,
+    Estimated,
     Event,
     EventSink,
     LoopIteration,
+    Notice,
     PromptBuilt,
     Retrying,
     RunFailed,
@@ -114,6 +116,8 @@ class TerminalRenderer:
                 f"aethr: loop {event.back_to}..{event.step_id} pass {event.passes}/{event.max_iterations}: "
                 f"{event.reason} → {verdict}"
             )
+        elif isinstance(event, Notice):
+            self._note(f"aethr: step '{event.step_id}': {event.text}")
         elif isinstance(event, ContextNoted):
             self._note(f"aethr: step '{event.step_id}': context {event.source}: {event.status} ({event.note})")
         elif isinstance(event, CheckpointSaved) and self.verbose:
@@ -211,6 +215,41 @@ class JsonRenderer:
         self.out.flush()
 
 
+def estimate_table(event: Estimated) -> str:
+    """The estimate as a plain table, one row per step, and the total as a range."""
+    head = ("step", "backend", "model", "prompt", "window", "output", "USD", "passes")
+    rows = [head]
+    for r in event.steps:
+        if r.backend == "command":
+            rows.append((r.step_id, "command", "-", "-", "-", "-", "$0", f"×{r.passes}"))
+            continue
+        window = f"{r.window:,}" if r.window else ("unknown" if r.backend == "model" else "-")
+        if r.window and r.prompt_tokens > r.window:
+            window += " (over!)"
+        output = f"{r.output_tokens:,}" + (" assumed" if r.output_assumed else "")
+        usd = f"${r.usd:.4f}" if r.usd is not None else "unknown"
+        rows.append(
+            (r.step_id, r.backend, r.model or "-", f"~{r.prompt_tokens:,}", window, output, usd, f"×{r.passes}")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    total = f"${event.low_usd:.4f}" + (f" to ${event.high_usd:.4f}" if event.high_usd > event.low_usd else "")
+    left_out = f" (not counting {', '.join(event.unknown)}: unknown)" if event.unknown else ""
+    return "estimate (nothing was called):\n" + "\n".join(lines) + f"\n  total: {total}{left_out}\n"
+
+
+class EstimateRenderer:
+    """`--estimate`: the table only."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, Estimated):
+            self.out.write(estimate_table(event))
+            self.out.flush()
+
+
 class PreviewRenderer:
     """`--show-prompt`: every step's exact prompt and a report of its context."""
 
@@ -224,6 +263,8 @@ class PreviewRenderer:
             model = (event.model or "(mock)") if event.backend == "model" else f"{event.backend} {event.model or ''}"
             who = "a command" if event.backend == "command" else f"role {event.role} · {model.strip()}"
             self.out.write(f"\n{'=' * 72}\nstep {event.step_id} · {who}\n{'=' * 72}\n")
+        elif isinstance(event, Estimated):
+            self.out.write(f"\n{'=' * 72}\n" + estimate_table(event))
         elif isinstance(event, PromptBuilt):
             self.out.write(event.prompt)
             self.out.write(f"{'-' * 72}\ncontext report for {event.step_id}:\n")

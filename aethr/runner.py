@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import checkpoint, fingerprint, project, resume, runstore
+from aethr import checkpoint, estimate, fingerprint, project, resume, runstore
 from aethr import settings as settings_mod
 from aethr.backends import Backends
 from aethr.config import load as load_workflow
@@ -33,6 +33,7 @@ class RunOptions(NamedTuple):
     force_resume: bool = False
     verbose: bool = False
     exec_commands: bool = False
+    estimate: bool = False
 
 
 _TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored; an empty task aborts.\n"
@@ -75,17 +76,19 @@ def ask_task(settings: Settings) -> str:
     return task
 
 
-def _sink(show_prompt: bool, json_output: bool, settings: Settings, verbose: bool) -> EventSink:
+def _sink(options: RunOptions, settings: Settings) -> EventSink:
     from aethr import render
 
     sink: EventSink
-    if json_output:
+    if options.json_output:
         sink = render.JsonRenderer(sys.stdout)
-    elif show_prompt:
+    elif options.estimate:
+        sink = render.EstimateRenderer(sys.stdout)
+    elif options.show_prompt:
         sink = render.PreviewRenderer(sys.stdout)
     else:
         color = sys.stdout.isatty() and not settings.no_color
-        sink = render.TerminalRenderer(sys.stdout, sys.stderr, color=color, verbose=verbose)
+        sink = render.TerminalRenderer(sys.stdout, sys.stderr, color=color, verbose=options.verbose)
     return render.QuietOnClosedOutput(sink)
 
 
@@ -96,9 +99,9 @@ def run_command(options: RunOptions) -> None:
     config_path, root = found.config, found.root
     workflow = load_workflow(config_path)
     settings = settings_mod.load(found.dotenv)._replace(exec_commands=options.exec_commands)
-    show_prompt = options.show_prompt
+    show_prompt = options.show_prompt or options.estimate  # an estimate is a preview, shown as a table
     if show_prompt and options.resume:
-        raise UsageError("--show-prompt and --resume-checkpoint do not go together")
+        raise UsageError("--show-prompt and --estimate do not go together with --resume-checkpoint")
 
     task = options.task
     state = None
@@ -124,7 +127,9 @@ def run_command(options: RunOptions) -> None:
         # LiteLLM import in the background is not collected through.
         gc.freeze()
         gc.enable()
-    sink = _sink(show_prompt, options.json_output, settings, options.verbose)
+    sink = _sink(options, settings)
+    if show_prompt:
+        sink = estimate.Estimating(sink, workflow, backends, {})
     leave_out = config_path.resolve().relative_to(root).as_posix()
     if show_prompt:
         assert task is not None

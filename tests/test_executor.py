@@ -75,6 +75,9 @@ class Router:
     def command_for(self, step: Step) -> None:
         return None
 
+    def check_window(self, step: Step, prompt: str) -> None:
+        return None
+
     def for_step(self, step: Step) -> Backend:
         return self.backend
 

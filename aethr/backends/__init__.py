@@ -37,6 +37,7 @@ class Endpoint(NamedTuple):
     price: tuple[float, float] | None = None  # USD per input and output token, from `prices:`
     first_byte: float = 25.0  # seconds until the first chunk
     idle: float = 60.0  # seconds between chunks
+    max_tokens: int | None = None  # the step's `max_output_tokens`, sent to the model
 
 
 class Request(NamedTuple):
@@ -115,7 +116,45 @@ class Backends:
             price=listed,
             first_byte=self.settings.first_byte_timeout,
             idle=self.settings.idle_timeout,
+            max_tokens=step.max_output_tokens,
         )
+
+    def check_window(self, step: Step, prompt: str) -> str | None:
+        """Refuse (ConfigError) a model step whose prompt is longer than its model's context
+        window, before the call; a warning when it is within 10% of it. A preview shows the
+        window in its estimate instead."""
+        model = self.model_for(step)
+        if self.mode == "preview" or step.kind != "model" or model is None:
+            return None
+        from aethr import pricing
+        from aethr.context import estimate_tokens
+
+        window, tokens = pricing.window(model), estimate_tokens(prompt)
+        if window is None or tokens < window * 0.9:
+            return None
+        sources = ", ".join(str(c) for c in step.context) or "no context sources: the history"
+        if tokens > window:
+            raise ConfigError(
+                f"step '{step.id}': its prompt (~{tokens:,} tokens) is longer than {model}'s context window "
+                f"({window:,} tokens); nothing was sent",
+                hint=f"narrow its context ({sources}), use history_visibility: latest or summary, "
+                "or choose a model with a larger window",
+            )
+        return f"its prompt (~{tokens:,} tokens) is within 10% of {model}'s context window ({window:,})"
+
+    def price_for(self, step: Step) -> tuple[float, float] | None:
+        """USD per input and output token of a model step: the workflow's `prices:`, else
+        LiteLLM's table; None when unknown (agents and commands included)."""
+        if step.kind != "model":
+            return None
+        listed = self.endpoint_for(step).price
+        model = self.model_for(step)
+        if listed is not None or model is None:
+            return listed
+        from aethr import pricing
+
+        found = pricing.price(model)
+        return None if found is None else (found.input_per_token, found.output_per_token)
 
     def command_for(self, step: Step) -> CommandSpec | None:
         """A `run:` step's command, with what it may see of the environment."""

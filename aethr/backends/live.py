@@ -169,6 +169,8 @@ class LiteLLMBackend:
         endpoint = request.endpoint
         limits = Limits(endpoint.first_byte, endpoint.idle, request.timeout)
         options: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
+        if endpoint.max_tokens:
+            options["max_tokens"] = endpoint.max_tokens
         if endpoint.api_base:
             options["api_base"] = endpoint.api_base
         if endpoint.api_key_env:
