@@ -237,6 +237,10 @@ def bench_big() -> None:
     record("big repo", "git diff (whole, bare)", bare.wall, None, None)
     record("big repo", "--show-prompt git_diff + glob:**/*.py", preview.wall, bare.wall, 1.0, floor_name="git diff")
     record("big repo", "--show-prompt peak memory", preview.rss_mib, None, 60, unit="MiB")
+    estimate = median([*AETHR, "run", "review", "--estimate"], repo, runs=5)
+    record(
+        "big repo", "--estimate git_diff + glob:**/*.py", estimate.wall, preview.wall, 1.1, floor_name="--show-prompt"
+    )
 
 
 LITELLM_SCRIPT = """
