@@ -22,14 +22,14 @@ names; AETHR_MODEL=provider:model calls that one model for every step (live).
 run --show-prompt prints every prompt and calls nothing.
 
 \b
-Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT, AETHR_MOCK_RESPONSES,
+Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT, AETHR_MAX_COST, AETHR_MOCK_RESPONSES,
 AETHR_OPENCODE_BIN, AETHR_EDITOR, NO_COLOR, provider keys (OPENAI_API_KEY, ...)
 and base URLs (OPENAI_API_BASE, ...); the project's .env is read too.
 
 \b
 Exit codes: 0 success, 1 a step failed, 2 usage, 3 invalid workflow or
-checkpoint, 4 environment not ready, 5 a loop ran out of passes, 70 internal
-error (a bug), 130 interrupted.
+checkpoint, 4 environment not ready, 5 a loop ran out of passes, 6 the spend
+cap was reached, 70 internal error (a bug), 130 interrupted.
 """
 
 app = typer.Typer(
@@ -162,6 +162,9 @@ def run(
     estimate: Annotated[
         bool, typer.Option("--estimate", help="Print what each step will cost (tokens, USD); call nothing.")
     ] = False,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="Stop the run at this spend in USD (exit 6).", min=0.000001)
+    ] = None,
     resume_checkpoint: Annotated[
         str | None,
         typer.Option("--resume-checkpoint", help="Continue a failed run: a checkpoint path, @PATH, or 'last'."),
@@ -190,6 +193,7 @@ def run(
         verbose=Flags.verbose,
         exec_commands=exec_commands,
         estimate=estimate,
+        max_cost=max_cost,
     )
     try:
         runner.run_command(options)

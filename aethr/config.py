@@ -131,6 +131,7 @@ class Workflow(_Strict):
         default_factory=dict,
         description="Role name -> LiteLLM model (`provider:model`), or {model, api_base, api_key_env, retries}.",
     )
+    max_cost: float | None = Field(None, gt=0, description="A spend cap in USD for each run (the lowest cap wins).")
     env_passthrough: list[str] = Field(
         default_factory=list, description="Keys from .env that `run:` commands may see (none by default)."
     )

@@ -7,6 +7,7 @@
     │   └── CheckpointError   exit 3   a checkpoint is missing, garbled or foreign
     ├── EnvironmentNotReady   exit 4   a key, a tool or the repository is not ready
     ├── LoopExhausted         exit 5   a repeat loop ran out of passes
+    ├── SpendCapReached       exit 6   the run reached its spend cap
     ├── InternalError         exit 70  a bug in aethr (any unexpected exception)
     └── Interrupted           exit 130 Ctrl-C or SIGTERM
 
@@ -30,6 +31,7 @@ class ExitCode(IntEnum):
     INVALID_CONFIG = 3
     NOT_READY = 4
     LOOP_EXHAUSTED = 5
+    SPEND_CAP = 6
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -79,6 +81,10 @@ class EnvironmentNotReady(AethrError):
 
 class LoopExhausted(AethrError):
     exit_code = ExitCode.LOOP_EXHAUSTED
+
+
+class SpendCapReached(AethrError):
+    exit_code = ExitCode.SPEND_CAP
 
 
 class InternalError(AethrError):

@@ -25,11 +25,11 @@ import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from aethr import changes, conditions, context, listing, prompts, steps
-from aethr.backends import Backend, Completion, Endpoint, Request
-from aethr.backends.command import CommandSpec, describe
+from aethr.backends import Backend, Completion, Request, Router
+from aethr.backends.command import describe
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
 from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, OutputClosed
@@ -52,6 +52,7 @@ from aethr.events import (
     UsageReported,
 )
 from aethr.fingerprint import Fingerprint
+from aethr.ledger import Ledger
 from aethr.results import Artifact, StepResult
 
 
@@ -61,25 +62,6 @@ class Durability(NamedTuple):
     path: Path
     save: Callable[[Path, RunState], None]
     fingerprint: Callable[[], Fingerprint | None]
-
-
-class Router(Protocol):
-    """Which backend answers each step (`backends.Backends`, or a scripted one in tests)."""
-
-    mode: str
-    follows_loops: bool
-
-    def model_for(self, step: Step) -> str | None: ...
-
-    def timeout_for(self, step: Step) -> float: ...
-
-    def endpoint_for(self, step: Step) -> Endpoint: ...
-
-    def command_for(self, step: Step) -> CommandSpec | None: ...
-
-    def check_window(self, step: Step, prompt: str) -> str | None: ...
-
-    def for_step(self, step: Step) -> Backend: ...
 
 
 class Executor:
@@ -92,6 +74,7 @@ class Executor:
         durability: Durability | None = None,
         clock: Callable[[], float] = time.monotonic,
         config_file: str | None = None,
+        cap: float | None = None,
     ) -> None:
         self.workflow = workflow
         self.root = root
@@ -99,8 +82,10 @@ class Executor:
         self.sink = sink
         self.durability = durability
         self.clock = clock
+        self.cap = cap  # the spend cap in USD (see `ledger`), if any
         self.config_file = config_file  # the workflow file, relative to the root (kept out of git_diff while untracked)
         self._saved = False
+        self.ledger: Ledger | None = None
         self._tree_changed = False
         self._reported: Usage | None = None  # the running step's usage so far, as its agent reported it
         self._before: str | None = None  # the tree before the running step, when it edits the tree
@@ -136,12 +121,18 @@ class Executor:
             RunStarted(self.workflow.workflow, state.task, self.backends.mode, plan, checkpoint, resumed_from)
         )
         current: Step | None = None
+        self.ledger = Ledger(self.cap, state.spent) if self.cap is not None else None
         try:
             while state.next_index < len(self.workflow.steps):
                 current = self.workflow.steps[state.next_index]
                 result = self._run_step(current, state)
                 state.results.append(result)
                 state.spent = state.spent + result.usage
+                if self.ledger is not None:
+                    self.ledger.spent = state.spent
+                    notice = self.ledger.near()
+                    if notice:
+                        self.sink.emit(Notice(current.id, notice))
                 if result.artifact is not None and current.kind != "command":
                     state.latest = result.artifact  # latest_diff stays the agent's, not a formatter's
                 self._advance(current, result, state)
@@ -255,10 +246,18 @@ class Executor:
         if backend.edits_tree:
             self._files.forget()  # the agent may add or remove files: list them again after it
         self._reported = None if backend.free else Usage(0, 0, None)
+        ledger = self.ledger if not backend.free else None
+        if ledger is not None and request.command is None:
+            step = self.workflow.steps[self.workflow.step_index(request.step_id)]
+            request = ledger.admit(request, self.backends.price_for(step))
 
         def emit(event: Event) -> None:
             if isinstance(event, UsageReported):
                 self._reported = event.usage
+                if ledger is not None:
+                    self.sink.emit(event)
+                    ledger.watch(request.step_id, event.usage)  # raises at the cap: the agent is stopped
+                    return
             self.sink.emit(event)
 
         completion = backend.complete(request, emit)

@@ -161,7 +161,8 @@ class TerminalRenderer:
         if isinstance(event, RunFailed) and event.step_id and event.exit_code != ExitCode.LOOP_EXHAUSTED:
             role, model = self._plan.get(event.step_id, ("", ""))
             spent = event.failed_usage
-            status = "interrupted" if event.exit_code == ExitCode.INTERRUPTED else "failed"
+            words = {ExitCode.INTERRUPTED: "interrupted", ExitCode.SPEND_CAP: "stopped at the cap"}
+            status = words.get(ExitCode(event.exit_code), "failed")
             rows.append(
                 (event.step_id, role, model, status, "", tokens(spent) if spent else "", money(spent) if spent else "")
             )

@@ -16,7 +16,7 @@ from aethr import checkpoint, estimate, fingerprint, project, resume, runstore
 from aethr import settings as settings_mod
 from aethr.backends import Backends
 from aethr.config import load as load_workflow
-from aethr.errors import OutputClosed, UsageError
+from aethr.errors import EnvironmentNotReady, OutputClosed, UsageError
 from aethr.events import EventSink
 from aethr.executor import Durability, Executor
 from aethr.settings import Settings
@@ -34,6 +34,7 @@ class RunOptions(NamedTuple):
     verbose: bool = False
     exec_commands: bool = False
     estimate: bool = False
+    max_cost: float | None = None
 
 
 _TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored; an empty task aborts.\n"
@@ -118,6 +119,10 @@ def run_command(options: RunOptions) -> None:
         preload()  # overlaps the seconds-long litellm import with the work below
     backends = Backends(workflow, settings, root, preview=show_prompt)
     backends.preflight()  # setup errors (keys, tools, AETHR_MOCK_RESPONSES) before any checkpoint
+    caps = [c for c in (options.max_cost, settings.max_cost, workflow.max_cost) if c is not None]
+    cap = min(caps) if caps else None  # the lowest cap wins
+    if cap is not None and not show_prompt:
+        _check_cap(cap, backends, state)
     if state is None and task is None:
         task = ask_task(settings)
     elif state is None and task is not None and not task.strip():
@@ -136,12 +141,31 @@ def run_command(options: RunOptions) -> None:
         executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
         executor.run(executor.new_state(task))
         return
-    executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
+    executor = Executor(workflow, root, backends, sink, None, config_file=leave_out, cap=cap)
     if state is None:
         assert task is not None
         state = executor.new_state(task)
         state.mode, state.model_override = settings.mode, settings.model_override
     _run_kept(executor, state, config_path, checkpoint_path, options.force_resume)
+
+
+def _check_cap(cap: float, backends: Backends, state: checkpoint.RunState | None) -> None:
+    """A cap needs a price for every model step, and room left on a resume."""
+    if backends.mode == "live":
+        for step in backends.workflow.steps:
+            model = backends.model_for(step)
+            if step.kind == "model" and backends.price_for(step) is None:
+                raise EnvironmentNotReady(
+                    f"step '{step.id}' uses {model}, which has no known price, and the run has a spend cap",
+                    hint=f"add `prices: {{'{model}': {{input: USD, output: USD}}}}` (per million tokens) "
+                    "to the workflow, or run without a cap",
+                )
+    spent = (state.spent.cost_usd or 0.0) if state is not None else 0.0
+    if spent >= cap:
+        raise UsageError(
+            f"a cap of ${cap:.4f} is at or below what this run already spent (${spent:.4f})",
+            hint="give a higher --max-cost to go on",
+        )
 
 
 def _run_kept(

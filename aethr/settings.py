@@ -40,6 +40,7 @@ class Settings(NamedTuple):
     dotenv_path: Path | None = None
     dotenv_keys: frozenset[str] = frozenset()
     exec_commands: bool = False  # --exec-commands: a mock run runs `run:` steps for real
+    max_cost: float | None = None  # AETHR_MAX_COST: a spend cap in USD
 
     @property
     def mode(self) -> str:
@@ -77,6 +78,7 @@ def load(dotenv: Path) -> Settings:
         model_override=override,
         timeout=timeout,
         first_byte_timeout=_seconds(env, "AETHR_FIRST_BYTE_TIMEOUT", DEFAULT_FIRST_BYTE),
+        max_cost=_seconds(env, "AETHR_MAX_COST", 0.0, what="amount of USD") if env.get("AETHR_MAX_COST") else None,
         idle_timeout=_seconds(env, "AETHR_IDLE_TIMEOUT", DEFAULT_IDLE),
         mock_responses=Path(mock) if mock else None,
         opencode_bin=env.get("AETHR_OPENCODE_BIN", "").strip() or None,
@@ -87,14 +89,14 @@ def load(dotenv: Path) -> Settings:
     )
 
 
-def _seconds(env: os._Environ[str], name: str, default: float) -> float:
+def _seconds(env: os._Environ[str], name: str, default: float, what: str = "number of seconds") -> float:
     raw = env.get(name, "").strip()
     try:
         value = float(raw) if raw else default
         if not 0 < value < float("inf"):
             raise ValueError
     except ValueError:
-        raise UsageError(f"{name}={raw!r} is not a positive number of seconds") from None
+        raise UsageError(f"{name}={raw!r} is not a positive {what}") from None
     return value
 
 

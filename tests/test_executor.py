@@ -78,6 +78,9 @@ class Router:
     def check_window(self, step: Step, prompt: str) -> None:
         return None
 
+    def price_for(self, step: Step) -> None:
+        return None
+
     def for_step(self, step: Step) -> Backend:
         return self.backend
 

@@ -99,7 +99,15 @@ def test_schema_is_json_and_matches_the_shipped_file(tmp_path: Path) -> None:
     result = aethr("schema", cwd=tmp_path)
     assert result.code == 0
     schema = json.loads(result.out)
-    assert set(schema["properties"]) == {"workflow", "roles", "models", "env_passthrough", "prices", "steps"}
+    assert set(schema["properties"]) == {
+        "workflow",
+        "roles",
+        "models",
+        "max_cost",
+        "env_passthrough",
+        "prices",
+        "steps",
+    }
     assert schema["additionalProperties"] is False
     shipped = json.loads((ROOT / "aethr" / "workflow.schema.json").read_text())
     assert schema == shipped, "regenerate aethr/workflow.schema.json with `aethr schema`"

@@ -83,6 +83,27 @@ class Backend(Protocol):
         ...
 
 
+class Router(Protocol):
+    """What the executor asks about each step: `Backends`, or a scripted one in tests."""
+
+    mode: str
+    follows_loops: bool
+
+    def model_for(self, step: Step) -> str | None: ...
+
+    def timeout_for(self, step: Step) -> float: ...
+
+    def endpoint_for(self, step: Step) -> Endpoint: ...
+
+    def command_for(self, step: Step) -> CommandSpec | None: ...
+
+    def check_window(self, step: Step, prompt: str) -> str | None: ...
+
+    def price_for(self, step: Step) -> tuple[float, float] | None: ...
+
+    def for_step(self, step: Step) -> Backend: ...
+
+
 class Backends:
     """The backend for each step of one run, chosen once from the settings."""
 
