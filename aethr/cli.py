@@ -17,14 +17,17 @@ from aethr.errors import AethrError, OutputClosed, UsageError
 
 _EPILOG = """\b
 Modes: unless AETHR_LIVE=1 or AETHR_MODEL is set, a run is a mock run
-(deterministic replies: no model is called, no agent starts). AETHR_LIVE=1 calls the models the workflow
-names; AETHR_MODEL=provider:model calls that one model for every step (live).
-run --show-prompt prints every prompt and calls nothing.
+(deterministic replies: no model is called, no agent starts, no run: step
+runs unless --exec-commands). AETHR_LIVE=1 calls the models the workflow
+names; AETHR_MODEL=provider:model calls that one model for every step.
+run --show-prompt prints every prompt, --estimate what each step will cost;
+neither calls anything.
 
 \b
-Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT, AETHR_MAX_COST, AETHR_MOCK_RESPONSES,
-AETHR_OPENCODE_BIN, AETHR_EDITOR, NO_COLOR, provider keys (OPENAI_API_KEY, ...)
-and base URLs (OPENAI_API_BASE, ...); the project's .env is read too.
+Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT, AETHR_MAX_COST,
+AETHR_MOCK_RESPONSES, AETHR_OPENCODE_BIN, AETHR_EDITOR, NO_COLOR, provider
+keys (OPENAI_API_KEY, ...) and base URLs (OPENAI_API_BASE, ...); the
+project's .env is read too.
 
 \b
 Exit codes: 0 success, 1 a step failed, 2 usage, 3 invalid workflow or
