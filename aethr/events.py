@@ -105,6 +105,15 @@ class Notice(NamedTuple):
     event: str = "notice"
 
 
+class BudgetReached(NamedTuple):
+    """The run reached its spend cap at this step."""
+
+    step_id: str
+    spent_usd: float
+    cap_usd: float
+    event: str = "budget"
+
+
 class TextChunk(NamedTuple):
     step_id: str
     text: str
@@ -205,6 +214,7 @@ Event = (
     | PromptBuilt
     | ContextNoted
     | Notice
+    | BudgetReached
     | TextChunk
     | Retrying
     | UsageReported

@@ -32,8 +32,9 @@ from aethr.backends import Backend, Completion, Request, Router
 from aethr.backends.command import describe
 from aethr.checkpoint import RunState
 from aethr.config import Step, Workflow
-from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, OutputClosed
+from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, OutputClosed, SpendCapReached
 from aethr.events import (
+    BudgetReached,
     CheckpointSaved,
     ContextNoted,
     Event,
@@ -142,6 +143,9 @@ class Executor:
             self._fail(state, error, current, started)
             raise error from None
         except AethrError as exc:
+            if isinstance(exc, SpendCapReached) and self.ledger is not None and current is not None:
+                spent = (state.spent + (exc.usage or Usage())).cost_usd or 0.0
+                self.sink.emit(BudgetReached(current.id, spent, self.ledger.cap))
             self._fail(state, exc, current, started)
             raise
         except OutputClosed:

@@ -46,7 +46,9 @@ class Ledger:
         """An agent reported its usage so far: stop it (raise) once the cap is reached."""
         spent = (self.spent.cost_usd or 0.0) + (step_usage.cost_usd or 0.0)
         if spent >= self.cap:
-            raise self.reached(step_id, "the agent was stopped there, with every process it started")
+            reached = self.reached(step_id, "the agent was stopped there, with every process it started")
+            reached.usage = step_usage.cut_short()
+            raise reached
 
     def near(self) -> str | None:
         """A notice, once, when the run has spent 80% of the cap."""

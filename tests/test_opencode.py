@@ -46,7 +46,9 @@ steps:
 """
 
 
-def opencode_env(tmp: Path, server: FakeOpenAI, permission: object = None) -> dict[str, str]:
+def opencode_env(
+    tmp: Path, server: FakeOpenAI, permission: object = None, cost: dict[str, float] | None = None
+) -> dict[str, str]:
     """An offline OpenCode: its own XDG folders, a stub plugin folder, our fake provider."""
     assert Path(BINARY).is_file(), f"the opencode binary is missing: {BINARY!r}"
     xdg = tmp / "xdg"
@@ -60,7 +62,7 @@ def opencode_env(tmp: Path, server: FakeOpenAI, permission: object = None) -> di
         "npm": "@ai-sdk/openai-compatible",
         "name": "Fake",
         "options": {"baseURL": server.base_url, "apiKey": "test"},
-        "models": {"test-model": {"name": "test"}},
+        "models": {"test-model": {"name": "test", **({"cost": cost} if cost else {})}},
     }
     content: dict[str, object] = {"provider": {"fake": provider}, "enabled_providers": ["fake"]}
     if permission is not None:
