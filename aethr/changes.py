@@ -33,3 +33,15 @@ def artifact(root: Path, step_id: str, before: str) -> tuple[Artifact, str]:
     patch = git.diff_trees(root, before, after, ARTIFACT_BYTES)
     stat = git.diff_stat(root, before, after)
     return Artifact(step_id, files, stat, gitview.screen_patch(patch.text), patch.truncated), after
+
+
+def left_behind(root: Path, before: str | None) -> str:
+    """For a step stopped part-way: the files it had changed, which stay in the tree."""
+    if before is None:
+        return ""
+    try:
+        files = git.changed_files(root, before, git.snapshot(root))
+    except git.GitError:
+        return ""
+    shown = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+    return f"; its edits so far stay in the working tree: {shown}" if files else "; it had changed no files"

@@ -192,6 +192,7 @@ class RunFinished(NamedTuple):
     seconds: float
     usage: Usage
     steps: tuple[StepFinished, ...] = ()
+    cap_usd: float | None = None  # the run's spend cap, if any
     event: str = "run_finished"
 
 
@@ -205,6 +206,7 @@ class RunFailed(NamedTuple):
     checkpoint: str | None = None
     steps: tuple[StepFinished, ...] = ()
     failed_usage: Usage | None = None  # what the failed step spent, when known
+    cap_usd: float | None = None  # the run's spend cap, if any
     event: str = "run_failed"
 
 

@@ -146,6 +146,7 @@ class Executor:
             if isinstance(exc, SpendCapReached) and self.ledger is not None and current is not None:
                 spent = (state.spent + (exc.usage or Usage())).cost_usd or 0.0
                 self.sink.emit(BudgetReached(current.id, spent, self.ledger.cap))
+                exc.message += changes.left_behind(self.root, self._before)
             self._fail(state, exc, current, started)
             raise
         except OutputClosed:
@@ -155,7 +156,8 @@ class Executor:
             self._fail(state, error, current, started)
             raise error from exc
         finished = tuple(self._finished(r) for r in state.results)
-        self.sink.emit(RunFinished(self.workflow.workflow, self.clock() - started, state.spent, finished))
+        cap = self.ledger.cap if self.ledger else None
+        self.sink.emit(RunFinished(self.workflow.workflow, self.clock() - started, state.spent, finished, cap))
         return state
 
     def _cut_short(self, step: Step | None) -> Usage | None:
@@ -187,6 +189,7 @@ class Executor:
                 error.checkpoint,
                 finished,
                 error.usage,
+                self.ledger.cap if self.ledger else None,
             )
         )
 

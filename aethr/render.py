@@ -168,6 +168,8 @@ class TerminalRenderer:
             )
         title = "run failed" if failed else "run finished"
         total = f"{event.seconds:.1f}s · tokens {tokens(event.usage)} · cost {money(event.usage)}"
+        if event.cap_usd is not None:
+            total += f" of a ${event.cap_usd:.4f} cap"
         if self.color:
             from rich.table import Table
 

@@ -34,6 +34,8 @@ def test_a_cap_reached_on_loop_pass_2_then_a_higher_cap_finishes(
     first = aethr("run", "task", "--max-cost", "0.05", cwd=repo, env=live(server))
     assert first.code == 6, first.both
     assert len(server.requests) == 3, "implement and review of pass 1, implement of pass 2; then the cap"
+    assert "of its $0.0500 cap (80%)" in first.err, "a notice at 80% of the cap"
+    assert "of a $0.0500 cap" in first.out, "the summary shows the spent against the cap"
     # $0.05 - $0.042 spent - the prompt leaves about $0.008: at $0.60 a million, about 13,300 tokens
     assert 13_000 < server.requests[2]["max_tokens"] < 13_340, "max tokens: what the rest of the budget pays for"
     assert "max_tokens" not in server.requests[0] or server.requests[0]["max_tokens"] > 80_000
@@ -76,3 +78,4 @@ def test_an_opencode_step_is_stopped_at_the_cap_with_its_tree(tmp_path: Path, se
     assert budget["step_id"] == "implement" and budget["spent_usd"] >= 0.01 and budget["cap_usd"] == 0.01
     assert events[-1]["event"] == "run_failed" and events[-1]["exit_code"] == 6
     assert _none_left((BINARY, "run"), ("sleep", marker)) == [], "the agent's whole tree was stopped"
+    assert "its edits so far stay in the working tree" in result.err or "it had changed no files" in result.err
