@@ -128,12 +128,7 @@ class Executor:
                 current = self.workflow.steps[state.next_index]
                 result = self._run_step(current, state)
                 state.results.append(result)
-                state.spent = state.spent + result.usage
-                if self.ledger is not None:
-                    self.ledger.spent = state.spent
-                    notice = self.ledger.near()
-                    if notice:
-                        self.sink.emit(Notice(current.id, notice))
+                self._count(state, current, result.usage)
                 if result.artifact is not None and current.kind != "command":
                     state.latest = result.artifact  # latest_diff stays the agent's, not a formatter's
                 self._advance(current, result, state)
@@ -144,9 +139,7 @@ class Executor:
             raise error from None
         except AethrError as exc:
             if isinstance(exc, SpendCapReached) and self.ledger is not None and current is not None:
-                spent = (state.spent + (exc.usage or Usage())).cost_usd or 0.0
-                self.sink.emit(BudgetReached(current.id, spent, self.ledger.cap))
-                exc.message += changes.left_behind(self.root, self._before)
+                self._at_cap(exc, state, current, self.ledger)
             self._fail(state, exc, current, started)
             raise
         except OutputClosed:
@@ -159,6 +152,20 @@ class Executor:
         cap = self.ledger.cap if self.ledger else None
         self.sink.emit(RunFinished(self.workflow.workflow, self.clock() - started, state.spent, finished, cap))
         return state
+
+    def _count(self, state: RunState, step: Step, usage: Usage) -> None:
+        """Add a finished step's usage to the run's spend, and say when it nears the cap."""
+        state.spent = state.spent + usage
+        if self.ledger is not None:
+            self.ledger.spent = state.spent
+            notice = self.ledger.near()
+            if notice:
+                self.sink.emit(Notice(step.id, notice))
+
+    def _at_cap(self, exc: SpendCapReached, state: RunState, step: Step, ledger: Ledger) -> None:
+        spent = (state.spent + (exc.usage or Usage())).cost_usd or 0.0
+        self.sink.emit(BudgetReached(step.id, spent, ledger.cap))
+        exc.message += changes.left_behind(self.root, self._before)
 
     def _cut_short(self, step: Step | None) -> Usage | None:
         """What a step stopped mid-way spent: its reported usage as a floor; unknown if it
