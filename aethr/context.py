@@ -304,6 +304,7 @@ def _glob(
         if content is None and note.startswith("missing"):
             notes.deleted.append(rel)  # grouped: a deleted folder is one line, not thousands
         elif content is None:
+            refused += note.startswith("refused")  # by content (a key): a refusal, not a skip
             notes.add(f"{rel}: {note}")
         else:
             if note == "truncated":

@@ -88,6 +88,13 @@ def test_a_symlink_with_an_ordinary_name_to_a_secret_is_refused(tmp_path: Path, 
     assert "innocent.txt" in shown
 
 
+def test_a_glob_whose_only_file_holds_a_key_reports_it_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    _place(repo, "keys/deploy.txt", KEY_BLOCK)
+    found = context.gather([parse_context_source("glob:keys/*")], repo, None)
+    assert found.report[0].status == "refused"
+
+
 def test_a_fifo_is_skipped_without_blocking(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     plain = tmp_path / "plain"  # outside git, globs walk the folder (git lists no FIFOs)
