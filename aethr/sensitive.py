@@ -7,6 +7,7 @@ same three questions, so the rules cannot drift apart:
   ordinary name to `.env` or into `.git/` is refused), and nothing outside the root;
 - `by_content(data)`: private-key blocks, and the values of keys aethr knows.
 Each answers None (allowed) or the reason, worded to follow "refused PATH: ".
+`mask(text)` hides those key values in text that must be shown (a command's output).
 """
 
 from __future__ import annotations
@@ -67,3 +68,10 @@ def by_content(data: bytes) -> str | None:
         if value.encode() in data:
             return "it contains the value of an API key or token set in the environment"
     return None
+
+
+def mask(text: str) -> str:
+    """`text` with the value of every API key or token set in the environment as `****`."""
+    for value in settings.secret_values():
+        text = text.replace(value, "****")
+    return text

@@ -26,7 +26,7 @@ from collections import deque
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import proc, settings
+from aethr import proc, sensitive
 from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.errors import EnvironmentNotReady
 from aethr.events import TextChunk, Usage
@@ -54,12 +54,6 @@ def describe(spec: CommandSpec, timeout: float) -> str:
     """What `--show-prompt` shows for a command step: the command, where, how long, which env."""
     added = ", ".join(name for name, _ in spec.env) or "none"
     return f"$ {spec.shown()}\n(cwd: {spec.cwd}, timeout: {timeout:g}s, env added: {added})\n"
-
-
-def mask(text: str) -> str:
-    for value in settings.secret_values():
-        text = text.replace(value, "****")
-    return text
 
 
 class Capture:
@@ -117,7 +111,7 @@ class CommandBackend:
             raise _not_runnable(request.step_id, spec, exc.strerror or str(exc)) from None
 
         def line(raw: str) -> None:
-            clean = mask(_ANSI.sub("", raw))
+            clean = sensitive.mask(_ANSI.sub("", raw))
             capture.add(clean)
             emit(TextChunk(request.step_id, clean))
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aethr import pricing, settings
+from aethr import pricing, sensitive, settings
 from aethr.backends import Completion, Emit, Endpoint, Request, failures
 from aethr.backends import stream as stream_mod
 from aethr.backends.failures import StreamCut
@@ -84,10 +84,8 @@ def _provider(model: str) -> str:
 
 
 def _scrub(text: str) -> str:
-    """Remove any key-like value that is set in the environment from provider text."""
-    for value in settings.secret_values():
-        text = text.replace(value, "****")
-    return re.sub(r"\b(sk|key|tok)-[A-Za-z0-9_\-]{8,}", r"\1-****", text)
+    """Provider text without any key set in the environment, nor anything shaped like a key."""
+    return re.sub(r"\b(sk|key|tok)-[A-Za-z0-9_\-]{8,}", r"\1-****", sensitive.mask(text))
 
 
 class LiteLLMBackend:
