@@ -196,3 +196,17 @@ def test_auth_status_lists_the_keys_the_workflow_needs(repo: Path) -> None:
     needed = result.out.split("needs, for live runs:", 1)[1]
     assert "ANTHROPIC_API_KEY" in needed and "missing" in needed and "roles: a" in needed
     assert "TEAM_KEY" in needed and "set (…6789) from environment" in needed and "roles: b" in needed
+
+
+def test_a_streamed_call_behind_a_proxy_is_priced_by_its_upstream_model(repo: Path, server: FakeOpenAI) -> None:
+    """A LiteLLM proxy sends no cost header on a stream (its headers go before the cost is known),
+    but names the upstream model, as checked against a real proxy."""
+    env = {"AETHR_LIVE": "1", "LITELLM_PROXY_API_KEY": "sk-proxy-0123456789", "LITELLM_PROXY_API_BASE": server.base_url}
+    write_workflow(repo, ONE.replace("MODEL", "litellm_proxy:team-model"))
+    server.script = [
+        {"kind": "stream", "text": "priced upstream", "headers": {"x-litellm-model-name": "openai/gpt-4o-mini"}}
+    ]
+    result = aethr("run", "task", "--json", cwd=repo, env=env)
+    assert result.code == 0, result.both
+    finished = next(json.loads(line) for line in result.out.splitlines() if '"step_finished"' in line)
+    assert finished["usage"]["cost_usd"] == pytest.approx(11 * 0.15e-6 + 7 * 0.6e-6)

@@ -134,11 +134,13 @@ def from_gateway(exc: BaseException) -> bool:
     return False
 
 
-def gateway_cost(response: Any) -> float | None:
-    """The cost a LiteLLM proxy reports for the call (`x-litellm-response-cost`), if any."""
+def gateway_cost(response: Any) -> tuple[float | None, str | None]:
+    """What a LiteLLM proxy says of the call: the cost it reports (`x-litellm-response-cost`,
+    sent on answers that do not stream) and the upstream model it names
+    (`x-litellm-model-name`, sent on streams too, whose cost is not known when headers go)."""
     headers = getattr(response, "_response_headers", None) or {}
     try:
-        value = headers.get("x-litellm-response-cost")
-        return float(value) if value is not None else None
+        value, upstream = headers.get("x-litellm-response-cost"), headers.get("x-litellm-model-name")
+        return (float(value) if value is not None else None), (str(upstream) if upstream else None)
     except (AttributeError, TypeError, ValueError):
-        return None
+        return None, None

@@ -224,7 +224,7 @@ class LiteLLMBackend:
         return self._finish(request, "".join(parts), usage, holder[0])
 
     def _finish(self, request: Request, text: str, usage: Any, response: Any) -> Completion:
-        spent = _usage(request, text, usage, failures.gateway_cost(response))
+        spent = _usage(request, text, usage, response)
         if not text.strip():
             raise StepFailed(
                 f"step '{request.step_id}' (role {request.role}, model {request.model}): the model's answer was empty",
@@ -255,17 +255,19 @@ class _Streamed(Exception):
         self.tokens = tokens
 
 
-def _usage(request: Request, text: str, usage: Any, gateway_cost: float | None) -> Usage:
+def _usage(request: Request, text: str, usage: Any, response: Any) -> Usage:
     """Tokens from the provider (or an estimate), and the cost: what a gateway says it charged,
-    else the workflow's `prices:`, else LiteLLM's table; unknown (None), never $0, otherwise."""
+    else the workflow's `prices:`, else LiteLLM's table for the gateway's upstream model or the
+    model asked for; unknown (None), never $0, otherwise."""
     prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or estimate_tokens(request.prompt)
     completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or estimate_tokens(text)
-    cost = gateway_cost
+    cost, upstream = failures.gateway_cost(response)
     if cost is None and request.endpoint.price is not None:
         per_in, per_out = request.endpoint.price
         cost = prompt_tokens * per_in + completion_tokens * per_out
-    if cost is None:
-        cost = pricing.cost(request.model or "", prompt_tokens, completion_tokens)
+    for model in (upstream, request.model):  # the gateway's upstream model, then the one asked for
+        if cost is None and model:
+            cost = pricing.cost(model, prompt_tokens, completion_tokens)
     return Usage(prompt_tokens, completion_tokens, cost)
 
 
