@@ -57,6 +57,7 @@ def test_a_cut_or_empty_answer_fails_and_keeps_its_checkpoint(
     assert result.code == 1, result.both
     expected = "broke off part-way" if kind == "drop" else "the model's answer was empty"
     assert expected in result.err
+    assert result.err.count("step 'review' (role reviewer") == 1, "one message, not wrapped twice"
     assert "resume: aethr run --resume-checkpoint" in result.err and len(checkpoints(clean_env)) == 1
 
 

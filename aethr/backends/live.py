@@ -137,6 +137,10 @@ class LiteLLMBackend:
                 completion = self._call(litellm, request, emit, stream)
                 _gc_settled()
                 return completion._replace(usage=spent + completion.usage)
+            except StepFailed as failed:  # already a whole message (an empty answer): never wrapped again
+                _gc_settled()
+                failed.usage = spent + (failed.usage or Usage())
+                raise
             except _Streamed as wrapped:
                 _gc_settled()
                 failure = _failure(litellm, wrapped.error, request, attempt, streamed=True)
