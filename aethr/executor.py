@@ -233,7 +233,7 @@ class Executor:
             iteration=iteration,
         )
         begin = self.clock()
-        completion = self._complete(backend, request)
+        completion = self._complete(backend, request, step)
         artifact, text = self._artifact_of(step, completion)
         if completion.passed is False:
             steps.check_command(step, completion, self.backends.follows_loops)
@@ -253,7 +253,7 @@ class Executor:
                 self.sink.emit(ContextNoted(step.id, item.source, item.status, item.note))
         return prompt
 
-    def _complete(self, backend: Backend, request: Request) -> Completion:
+    def _complete(self, backend: Backend, request: Request, step: Step) -> Completion:
         """Call the backend, recording the tree before an editing step and watching its usage."""
         self._before = changes.snapshot(self.root) if backend.edits_tree else None
         self._tree_changed = self._tree_changed or backend.edits_tree
@@ -262,7 +262,6 @@ class Executor:
         self._reported = None if backend.free else Usage(0, 0, None)
         ledger = self.ledger if not backend.free else None
         if ledger is not None and request.command is None:
-            step = self.workflow.steps[self.workflow.step_index(request.step_id)]
             request = ledger.admit(request, self.backends.price_for(step))
 
         def emit(event: Event) -> None:
