@@ -137,7 +137,7 @@ def _needed(config: Path, dotenv: Path) -> None:
         typer.echo(f"\n{config} is not valid: `aethr validate` says why")
         return
     needs: dict[str, list[str]] = {}
-    for role in dict.fromkeys(s.role for s in workflow.steps if s.backend == "model"):
+    for role in dict.fromkeys(s.role for s in workflow.steps if s.kind == "model"):
         entry, model = workflow.entry_of(role), workflow.model_of(role)
         if entry is not None and entry.api_key_env:
             needs.setdefault(entry.api_key_env, []).append(role)

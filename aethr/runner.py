@@ -112,7 +112,7 @@ def run_command(options: RunOptions) -> None:
         state = checkpoint.load(checkpoint_path)
         resume.check(state, workflow, task, config_path)
         settings = resume.settle_mode(state, settings)
-    uses_litellm = settings.live and not show_prompt and any(s.backend == "model" for s in workflow.steps)
+    uses_litellm = settings.live and not show_prompt and any(s.kind == "model" for s in workflow.steps)
     if uses_litellm:
         from aethr.backends.live import preload
 

@@ -217,3 +217,17 @@ def test_command_step_validation(tmp_path: Path, step: str, where: str, message:
     result = aethr("validate", cwd=tmp_path)
     assert result.code == 3, result.both
     assert f".aethr.yaml{where}" in result.err and message in result.err, result.err
+
+
+def test_a_live_run_of_commands_only_never_imports_litellm(repo: Path) -> None:
+    write_workflow(repo, "workflow: c\nroles: {}\nsteps:\n  - {id: a, run: 'echo hi'}\n")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "aethr", "run", "task"],
+        cwd=repo,
+        env={**os.environ, "AETHR_LIVE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| litellm" not in proc.stderr and "aethr.backends.command" in proc.stderr
