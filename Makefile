@@ -7,9 +7,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO   ?= $(CURDIR)/demo-repo
-# The real OpenCode binary for the end-to-end tests, pinned, in a local prefix.
+# The real agent CLIs for the end-to-end tests, pinned, in a local prefix (.tools).
 OPENCODE_VERSION = 1.18.33
 OPENCODE_BIN     = $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
+AGENT_PACKAGES   = @anthropic-ai/claude-code@2.1.328 @openai/codex@0.169.0 @google/gemini-cli@0.61.0
+AGENTS_STAMP     = $(CURDIR)/.tools/.agents-claude-2.1.328-codex-0.169.0-gemini-0.61.0
+TOOL_BIN         = $(CURDIR)/.tools/node_modules/.bin
 export LITELLM_LOCAL_MODEL_COST_MAP = True
 
 .PHONY: demo test lint bench clean
@@ -30,10 +33,16 @@ demo: $(VENV)/.installed
 	@echo "The demo repository is at $(DEMO): cd there and try 'aethr run \"…\" --show-prompt'."
 
 $(OPENCODE_BIN):
-	npm install --silent --no-audit --no-fund --prefix .tools opencode-linux-x64@$(OPENCODE_VERSION)
+	npm install --silent --save-exact --no-audit --no-fund --prefix .tools opencode-linux-x64@$(OPENCODE_VERSION)
 
-test: $(VENV)/.installed $(OPENCODE_BIN)
-	AETHR_TEST_OPENCODE="$(OPENCODE_BIN)" $(BIN)/python -m pytest -q -n 6
+$(AGENTS_STAMP): $(OPENCODE_BIN)
+	npm install --silent --save-exact --no-audit --no-fund --prefix .tools $(AGENT_PACKAGES)
+	touch $@
+
+test: $(VENV)/.installed $(OPENCODE_BIN) $(AGENTS_STAMP)
+	AETHR_TEST_OPENCODE="$(OPENCODE_BIN)" AETHR_TEST_CLAUDE="$(TOOL_BIN)/claude" \
+	AETHR_TEST_CODEX="$(TOOL_BIN)/codex" AETHR_TEST_GEMINI="$(TOOL_BIN)/gemini" \
+	$(BIN)/python -m pytest -q -n 6
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

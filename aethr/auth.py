@@ -126,10 +126,10 @@ def _where(name: str, dotenv: Path) -> str:
 
 
 def _needed(config: Path, dotenv: Path) -> None:
-    """The keys the workflow's model steps need, by the role that needs each."""
+    """The keys the workflow's model and agent steps need, by the role that needs each."""
     from aethr.config import load
     from aethr.errors import ConfigError
-    from aethr.names import litellm_model_name
+    from aethr.names import AGENT_PROVIDERS, litellm_model_name
 
     try:
         workflow = load(config)
@@ -137,7 +137,9 @@ def _needed(config: Path, dotenv: Path) -> None:
         typer.echo(f"\n{config} is not valid: `aethr validate` says why")
         return
     needs: dict[str, list[str]] = {}
-    for role in dict.fromkeys(s.role for s in workflow.steps if s.kind == "model"):
+    # Model steps, and the agents that call a provider with its key (OpenCode keeps its own).
+    calling = [s for s in workflow.steps if s.kind == "model" or AGENT_PROVIDERS.get(s.kind)]
+    for role in dict.fromkeys(s.role for s in calling):
         entry, model = workflow.entry_of(role), workflow.model_of(role)
         if entry is not None and entry.api_key_env:
             needs.setdefault(entry.api_key_env, []).append(role)

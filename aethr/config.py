@@ -89,10 +89,20 @@ class Step(_Strict):
     max_output_tokens: int | None = Field(
         None, ge=1, description="Model steps: the most tokens the model may answer with (sent as its max tokens)."
     )
-    backend: Literal["model", "opencode"] = Field(
-        "model", description="`model` calls the role's model; `opencode` hands the step to OpenCode."
+    backend: Literal["model", "opencode", "claude", "codex", "gemini"] = Field(
+        "model",
+        description="`model` calls the role's model; an agent (`opencode`, `claude`, `codex`, `gemini`) "
+        "gets the step and edits the tree.",
     )
-    unsafe_permissions: bool = Field(False, description="OpenCode only: grant every permission without asking.")
+    unsafe_permissions: bool = Field(
+        False, description="Agents: allow every tool without asking, not only file edits (each CLI's own flag)."
+    )
+    inherit_user_config: bool = Field(
+        False, description="claude, codex, gemini: use your own agent config (hooks, MCP, memory), not a clean one."
+    )
+    idle_timeout: float | None = Field(
+        None, gt=0, description="Seconds without output before the step is stopped (agents 180, models 60)."
+    )
     context: list[ContextSpec] = Field(default_factory=list)
     history_visibility: Literal["all", "latest", "summary", "none"] = "all"
     timeout: float | None = Field(None, gt=0, description="Seconds per model call, agent run or command.")
@@ -100,7 +110,7 @@ class Step(_Strict):
 
     @property
     def kind(self) -> str:
-        """`command` for a `run:` step, else its backend (`model`, `opencode`)."""
+        """`command` for a `run:` step, else its backend (`model`, or an agent's name)."""
         return "command" if self.run is not None else self.backend
 
 

@@ -231,6 +231,7 @@ class Executor:
             endpoint=self.backends.endpoint_for(step),
             command=command,
             iteration=iteration,
+            inherit_user_config=step.inherit_user_config,
         )
         begin = self.clock()
         completion = self._complete(backend, request, step)

@@ -67,6 +67,7 @@ class Child:
         # Bounded: a child that writes faster than aethr reads waits on its pipe; memory stays flat.
         self._lines: queue.Queue[bytes | None] = queue.Queue(maxsize=1024)
         self._stderr_hook: Callable[[str], None] | None = None
+        self._hook_failed: BaseException | None = None  # what the stderr hook raised
         assert proc.stdout is not None
         threading.Thread(target=_pump, args=(proc.stdout, self._lines), daemon=True).start()
         # With stderr merged into stdout there is no second stream to read.
@@ -90,8 +91,12 @@ class Child:
             if not line.strip():
                 continue
             self.stderr.append(line)
-            if self._stderr_hook is not None:
-                self._stderr_hook(line)
+            if self._stderr_hook is not None and self._hook_failed is None:
+                try:
+                    self._stderr_hook(line)
+                except Exception as exc:  # handed to `follow`, which raises it
+                    self._hook_failed = exc
+                    end_tree(self.proc)
 
     def follow(
         self,
@@ -104,7 +109,8 @@ class Child:
     ) -> Ended:
         """Call `on_line` for each stdout line (decoded, newline kept) until the child closes
         stdout, the deadline passes or it is idle too long; then wait for it. On a deadline
-        or idle limit the tree is ended and `code` is None. `on_line` may raise to stop."""
+        or idle limit the tree is ended and `code` is None. `on_line` may raise to stop;
+        `on_stderr` too: the tree is ended and `follow` raises what it raised."""
         self._stderr_hook = on_stderr
         self._err_thread.start()
         start = clock()
@@ -128,6 +134,8 @@ class Child:
             on_line(raw.decode("utf-8", errors="replace"))
         code = self.proc.wait()
         self._join_stderr(2)
+        if self._hook_failed is not None:
+            raise self._hook_failed
         return Ended(code, False, False, tuple(self.stderr))
 
 

@@ -276,4 +276,6 @@ class PreviewRenderer:
             for item in event.context:
                 note = f" · {item.note}" if item.note else ""
                 self.out.write(f"  {item.source}: {item.status} · ~{item.tokens} tokens{note}\n")
+        elif isinstance(event, Notice):
+            self.out.write(f"{event.text}\n")
         self.out.flush()

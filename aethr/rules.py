@@ -8,7 +8,7 @@ import difflib
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
-from aethr.names import model_problem
+from aethr.names import AGENT_PROVIDERS, litellm_model_name, model_problem
 
 if TYPE_CHECKING:
     import yaml
@@ -16,7 +16,15 @@ if TYPE_CHECKING:
     from aethr.config import Step, Workflow
 
 Loc = tuple[int | str, ...]
-_AGENT_KEYS = ("role", "backend", "context", "history_visibility", "unsafe_permissions")
+_AGENT_KEYS = (
+    "role",
+    "backend",
+    "context",
+    "history_visibility",
+    "unsafe_permissions",
+    "inherit_user_config",
+    "idle_timeout",
+)
 _COMMAND_KEYS = ("cwd", "env", "ok_exit_codes", "allow_failure", "output_tokens")
 
 
@@ -50,6 +58,7 @@ def cross_check(wf: Workflow) -> list[Problem]:
             problems.append(Problem(("steps", i, "id"), msg))
         seen.setdefault(step.id, i)
         problems += _command_step(i, step)
+        problems += _agent_model(i, step, wf)
         ids = [s.id for s in wf.steps]
         problems += _step_sources(i, step, ids[:i], ids[i + 1 :])
         if step.run is None and step.role and step.role not in wf.roles:
@@ -103,6 +112,22 @@ def _command_step(i: int, step: Step) -> list[Problem]:
             msg = f"step '{step.id}': cwd must be a folder inside the project root, relative to it"
             found.append(Problem(("steps", i, "cwd"), msg))
     return found
+
+
+def _agent_model(i: int, step: Step, wf: Workflow) -> list[Problem]:
+    """An agent CLI speaks to one provider: its role's model must be one of that provider's."""
+    wanted = AGENT_PROVIDERS.get(step.kind)
+    model = wf.model_of(step.role) if step.role in wf.roles else None
+    if wanted is None or model is None:
+        return []
+    provider = litellm_model_name(model).partition("/")[0]
+    if provider == wanted:
+        return []
+    msg = (
+        f"step '{step.id}' hands work to {step.backend}, which calls {wanted} models, but role "
+        f"'{step.role}' has '{model}'; give the role a model like {wanted}:…, or choose another backend"
+    )
+    return [Problem(("steps", i, "backend"), msg)]
 
 
 def _step_sources(i: int, step: Step, earlier: list[str], later: list[str]) -> list[Problem]:

@@ -8,7 +8,8 @@ Everything else receives a frozen `Settings`. Variables:
     AETHR_FIRST_BYTE_TIMEOUT=S  seconds until a model's first chunk (default 25)
     AETHR_IDLE_TIMEOUT=S    seconds a model's stream may stay silent (default 60)
     AETHR_MOCK_RESPONSES=F  a JSON list of replies the mock model gives, in order
-    AETHR_OPENCODE_BIN=PATH the opencode executable (default: `opencode` on PATH)
+    AETHR_OPENCODE_BIN=PATH the opencode executable (default: `opencode` on PATH); likewise
+                            AETHR_CLAUDE_BIN, AETHR_CODEX_BIN and AETHR_GEMINI_BIN
     AETHR_EDITOR            the editor for a task (then $VISUAL, then $EDITOR)
     NO_COLOR                plain output even on a terminal
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aethr.errors import UsageError
+from aethr.names import AGENT_PROVIDERS
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_FIRST_BYTE = 25.0
@@ -34,7 +36,7 @@ class Settings(NamedTuple):
     first_byte_timeout: float = DEFAULT_FIRST_BYTE
     idle_timeout: float = DEFAULT_IDLE
     mock_responses: Path | None = None
-    opencode_bin: str | None = None
+    agent_bins: tuple[tuple[str, str], ...] = ()  # (agent, executable) from AETHR_<AGENT>_BIN
     no_color: bool = False
     editor: str | None = None
     dotenv_path: Path | None = None
@@ -45,6 +47,9 @@ class Settings(NamedTuple):
     @property
     def mode(self) -> str:
         return "live" if self.live else "mock"
+
+    def agent_bin(self, agent: str) -> str | None:
+        return dict(self.agent_bins).get(agent)
 
 
 def load(dotenv: Path) -> Settings:
@@ -81,7 +86,11 @@ def load(dotenv: Path) -> Settings:
         max_cost=_seconds(env, "AETHR_MAX_COST", 0.0, what="amount of USD") if env.get("AETHR_MAX_COST") else None,
         idle_timeout=_seconds(env, "AETHR_IDLE_TIMEOUT", DEFAULT_IDLE),
         mock_responses=Path(mock) if mock else None,
-        opencode_bin=env.get("AETHR_OPENCODE_BIN", "").strip() or None,
+        agent_bins=tuple(
+            (agent, env[f"AETHR_{agent.upper()}_BIN"].strip())
+            for agent in AGENT_PROVIDERS
+            if env.get(f"AETHR_{agent.upper()}_BIN", "").strip()
+        ),
         no_color="NO_COLOR" in env,
         editor=env.get("AETHR_EDITOR") or env.get("VISUAL") or env.get("EDITOR") or None,
         dotenv_path=dotenv_path,

@@ -1,5 +1,5 @@
 """A loopback model server for tests and benchmarks (stdlib only): OpenAI chat completions,
-and the Anthropic Messages and Gemini streaming formats (`fake_providers`).
+and the Anthropic Messages, OpenAI Responses and Gemini streaming formats (`fake_providers`).
 
 Each request to `/v1/chat/completions` takes the next scripted behaviour; when the
 script runs out, the last behaviour repeats. Behaviours (dicts):
@@ -99,8 +99,10 @@ class FakeOpenAI:
                 kind = behaviour.get("kind", "stream")
                 if kind == "hang":
                     fake._stop.wait(600)
-                elif self.path.rstrip("/").endswith("/messages"):
+                elif self.path.split("?")[0].rstrip("/").endswith("/messages"):
                     fake_providers.anthropic(self, body, behaviour, fake._stop)
+                elif self.path.split("?")[0].rstrip("/").endswith("/responses"):
+                    fake_providers.responses(self, body, behaviour, fake._stop)
                 elif "GenerateContent" in self.path:
                     fake_providers.gemini(self, body, behaviour, fake._stop)
                 elif kind == "status":

@@ -1,13 +1,16 @@
-"""The Anthropic Messages and Gemini streaming wire formats, for the loopback server.
+"""The Anthropic Messages, OpenAI Responses and Gemini streaming wire formats, for the
+loopback server.
 
-`FakeOpenAI` routes `/v1/messages` and `…:streamGenerateContent` here; each request
-takes the next scripted behaviour, as for chat completions:
+`FakeOpenAI` routes `/v1/messages`, `/v1/responses` and `…:streamGenerateContent`
+here; each request takes the next scripted behaviour, as for chat completions:
 
     {"kind": "stream", "text": "..."}     a whole answer with a finish reason and usage
     {"kind": "drop", "text": "partial"}   some text, then the connection closes, no finish
     {"kind": "empty"}                     a finished answer with no text
     {"kind": "stall"}                     headers, then nothing (until the server stops)
     {"kind": "status", "code": 429, "headers": {...}}   an error in the provider's own shape
+    {"kind": "tool", "name": "Write", "arguments": {...}}   one tool call (what agents edit with);
+        for the Responses format, "custom": true sends a free-form call whose input is "input"
 """
 
 from __future__ import annotations
@@ -49,21 +52,32 @@ def error(handler: BaseHTTPRequestHandler, code: int, headers: dict[str, str], g
     handler.wfile.write(data)
 
 
+def _begin(handler: BaseHTTPRequestHandler, behaviour: dict[str, Any], stop: threading.Event, gemini: bool) -> bool:
+    """Answer a scripted error, or open the stream (and stall on it); False when that is all."""
+    kind = behaviour.get("kind", "stream")
+    if kind == "status":
+        error(handler, int(behaviour["code"]), behaviour.get("headers", {}), gemini=gemini)
+        return False
+    _open_stream(handler)
+    if kind == "stall":
+        stop.wait(600)
+        return False
+    return True
+
+
 def anthropic(
     handler: BaseHTTPRequestHandler, body: dict[str, Any], behaviour: dict[str, Any], stop: threading.Event
 ) -> None:
     kind = behaviour.get("kind", "stream")
-    if kind == "status":
-        error(handler, int(behaviour["code"]), behaviour.get("headers", {}), gemini=False)
-        return
-    _open_stream(handler)
-    if kind == "stall":
-        stop.wait(600)
+    if not _begin(handler, behaviour, stop, gemini=False):
         return
     model = body.get("model", "claude")
     start = {"id": "msg_fake", "type": "message", "role": "assistant", "content": [], "model": model}
     start |= {"stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 11, "output_tokens": 1}}
     _sse(handler, {"type": "message_start", "message": start}, "message_start")
+    if kind == "tool":
+        _anthropic_tool(handler, behaviour)
+        return
     _sse(
         handler,
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
@@ -81,16 +95,66 @@ def anthropic(
     _sse(handler, {"type": "message_stop"}, "message_stop")
 
 
+def _anthropic_tool(handler: BaseHTTPRequestHandler, behaviour: dict[str, Any]) -> None:
+    block = {"type": "tool_use", "id": "toolu_fake1", "name": behaviour["name"], "input": {}}
+    _sse(handler, {"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start")
+    partial = {"type": "input_json_delta", "partial_json": json.dumps(behaviour["arguments"])}
+    _sse(handler, {"type": "content_block_delta", "index": 0, "delta": partial}, "content_block_delta")
+    _sse(handler, {"type": "content_block_stop", "index": 0}, "content_block_stop")
+    end = {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}}
+    _sse(handler, end | {"usage": {"output_tokens": 9}}, "message_delta")
+    _sse(handler, {"type": "message_stop"}, "message_stop")
+
+
+def responses(
+    handler: BaseHTTPRequestHandler, body: dict[str, Any], behaviour: dict[str, Any], stop: threading.Event
+) -> None:
+    """OpenAI's Responses API, streamed (what Codex speaks)."""
+    kind = behaviour.get("kind", "stream")
+    if not _begin(handler, behaviour, stop, gemini=False):
+        return
+    head = {"id": "resp_fake", "object": "response", "model": body.get("model", "gpt"), "output": []}
+    _sse(handler, {"type": "response.created", "response": head | {"status": "in_progress"}}, "response.created")
+    if kind == "tool":
+        item: dict[str, Any] = {
+            "id": "fc_fake",
+            "call_id": "call_fake",
+            "name": behaviour["name"],
+            "status": "completed",
+        }
+        if behaviour.get("custom"):
+            item |= {"type": "custom_tool_call", "input": behaviour["input"]}
+        else:
+            item |= {"type": "function_call", "arguments": json.dumps(behaviour["arguments"])}
+        _sse(handler, {"type": "response.output_item.added", "output_index": 0, "item": item})
+    else:
+        text = "" if kind == "empty" else behaviour.get("text", "ok")
+        item = {"id": "msg_fake", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+        _sse(handler, {"type": "response.output_item.added", "output_index": 0, "item": item})
+        for piece in [text[i : i + 8] for i in range(0, len(text), 8)]:
+            delta = {"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0}
+            _sse(handler, delta | {"content_index": 0, "delta": piece})
+        if kind == "drop":
+            return
+        item = item | {"status": "completed", "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    _sse(handler, {"type": "response.output_item.done", "output_index": 0, "item": item})
+    usage = {"input_tokens": 11, "output_tokens": 7, "total_tokens": 18}
+    usage |= {"input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+    done = head | {"status": "completed", "output": [item], "usage": usage}
+    _sse(handler, {"type": "response.completed", "response": done}, "response.completed")
+
+
 def gemini(
     handler: BaseHTTPRequestHandler, body: dict[str, Any], behaviour: dict[str, Any], stop: threading.Event
 ) -> None:
     kind = behaviour.get("kind", "stream")
-    if kind == "status":
-        error(handler, int(behaviour["code"]), behaviour.get("headers", {}), gemini=True)
+    if not _begin(handler, behaviour, stop, gemini=True):
         return
-    _open_stream(handler)
-    if kind == "stall":
-        stop.wait(600)
+    if kind == "tool":
+        call = {"functionCall": {"name": behaviour["name"], "args": behaviour["arguments"]}}
+        candidate = {"content": {"parts": [call], "role": "model"}, "index": 0, "finishReason": "STOP"}
+        usage = {"promptTokenCount": 11, "candidatesTokenCount": 9, "totalTokenCount": 20}
+        _sse(handler, {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-2.5-flash"})
         return
     text = "" if kind == "empty" else behaviour.get("text", "ok")
     pieces = [text[i : i + 8] for i in range(0, len(text), 8)] or [""]

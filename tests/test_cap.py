@@ -77,5 +77,7 @@ def test_an_opencode_step_is_stopped_at_the_cap_with_its_tree(tmp_path: Path, se
     budget = next(e for e in events if e["event"] == "budget")
     assert budget["step_id"] == "implement" and budget["spent_usd"] >= 0.01 and budget["cap_usd"] == 0.01
     assert events[-1]["event"] == "run_failed" and events[-1]["exit_code"] == 6
-    assert _none_left((BINARY, "run"), ("sleep", marker)) == [], "the agent's whole tree was stopped"
+    assert _none_left((BINARY, "run", "--format", "json", "--dir", str(repo)), ("sleep", marker)) == [], (
+        "the agent's whole tree was stopped"
+    )
     assert "its edits so far stay in the working tree" in result.err or "it had changed no files" in result.err

@@ -199,7 +199,9 @@ def test_a_runaway_step_is_stopped_by_its_timeout_with_nothing_left(tmp_path: Pa
     assert time.monotonic() - sleeper_seen < timeout + 10
     assert "· bash" in out and ": completed" in out, out
     assert f"did not finish within {timeout}s and was stopped" in err
-    assert _none_left((BINARY, "run"), ("sleep", marker)) == [], "no opencode process or shell is left"
+    assert _none_left((BINARY, "run", "--format", "json", "--dir", str(repo)), ("sleep", marker)) == [], (
+        "no opencode process or shell is left"
+    )
 
 
 @needs_opencode
@@ -267,4 +269,6 @@ def test_ctrl_c_during_opencode_ends_its_tree_and_can_resume(tmp_path: Path, ser
     assert proc.returncode == 130, out + err
     assert "interrupted during step 'implement'" in err
     assert "resume: aethr run --resume-checkpoint" in err
-    assert _none_left((BINARY, "run"), ("sleep", marker)) == [], "no opencode process or shell is left"
+    assert _none_left((BINARY, "run", "--format", "json", "--dir", str(repo)), ("sleep", marker)) == [], (
+        "no opencode process or shell is left"
+    )

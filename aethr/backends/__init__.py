@@ -2,7 +2,7 @@
 
     preview  nothing is called; the output is a placeholder (`--show-prompt`)
     mock     deterministic replies, or the scripted ones of AETHR_MOCK_RESPONSES
-    live     LiteLLM for model steps, the OpenCode CLI for `backend: opencode`
+    live     LiteLLM for model steps; an agent CLI for `backend: opencode | claude | codex | gemini`
     command  `run:` steps run for real in live runs (and mock runs with --exec-commands);
              otherwise the mock stands in for them and nothing runs
 
@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from aethr.config import Step, Workflow
 from aethr.errors import ConfigError
 from aethr.events import Event, Usage
-from aethr.names import litellm_model_name
+from aethr.names import AGENT_PROVIDERS, litellm_model_name
 from aethr.settings import Settings
 
 if TYPE_CHECKING:
+    from aethr.backends.agent import AgentBackend
     from aethr.backends.command import CommandSpec
 
 Emit = Callable[[Event], None]
+AGENT_IDLE = 180.0  # seconds an agent may go without an event, unless the step says
 
 
 class Endpoint(NamedTuple):
@@ -36,14 +38,14 @@ class Endpoint(NamedTuple):
     retries: int | None = None  # None: the default (2, or 0 behind a gateway)
     price: tuple[float, float] | None = None  # USD per input and output token, from `prices:`
     first_byte: float = 25.0  # seconds until the first chunk
-    idle: float = 60.0  # seconds between chunks
+    idle: float = 60.0  # seconds between chunks (agents: between events)
     max_tokens: int | None = None  # the step's `max_output_tokens`, sent to the model
 
 
 class Request(NamedTuple):
     step_id: str
     role: str
-    backend: str  # the step's `backend:` ("model" or "opencode")
+    backend: str  # the step's `backend:` ("model", or an agent: "opencode", "claude", …)
     model: str | None  # LiteLLM form, `provider/model`
     task: str
     prompt: str
@@ -51,10 +53,10 @@ class Request(NamedTuple):
     root: Path
     unsafe_permissions: bool = False
     done_marker: str | None = None  # text that ends this step's loop, if it controls one (for the mock)
-    idle: float | None = None  # agents: stop after this many seconds without an event
     endpoint: Endpoint = Endpoint()  # model steps: where calls go, their limits and price
     command: CommandSpec | None = None  # `run:` steps: the command
     iteration: int = 1  # which pass of the step this is
+    inherit_user_config: bool = False  # agents: the user's own config home, not a clean one
 
 
 class Completion(NamedTuple):
@@ -73,7 +75,7 @@ class Backend(Protocol):
     #: True when the backend calls nothing that costs money (mock, preview).
     free: bool
 
-    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
+    def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
         """Raise EnvironmentNotReady (a missing key, tool or repository) before any call."""
         ...
 
@@ -136,7 +138,7 @@ class Backends:
             retries=entry.retries if entry else None,
             price=listed,
             first_byte=self.settings.first_byte_timeout,
-            idle=self.settings.idle_timeout,
+            idle=step.idle_timeout or (AGENT_IDLE if step.kind in AGENT_PROVIDERS else self.settings.idle_timeout),
             max_tokens=step.max_output_tokens,
         )
 
@@ -198,7 +200,7 @@ class Backends:
             return step.timeout
         if step.kind == "command":
             return 600.0
-        if step.backend == "opencode":
+        if step.kind in AGENT_PROVIDERS:
             return 900.0
         return self.settings.timeout
 
@@ -217,24 +219,28 @@ class Backends:
         if kind == "preview":
             from aethr.backends.mock import PreviewBackend
 
-            return PreviewBackend()
+            return PreviewBackend(self._shown)
         if kind == "mock":
             from aethr.backends.mock import MockBackend
 
-            return MockBackend(self.settings.mock_responses)
+            return MockBackend(self.settings.mock_responses, self._shown)
         if kind == "command":
             from aethr.backends.command import CommandBackend
 
             return CommandBackend()
-        if kind == "opencode":
-            from aethr.backends.opencode import OpenCodeBackend
-
-            return OpenCodeBackend(self.settings.opencode_bin)
+        if kind in AGENT_PROVIDERS:
+            return agent_backend(kind, self.settings.agent_bin(kind))
         if kind != "model":
             raise AssertionError(f"no backend for {kind!r}")
         from aethr.backends.live import LiteLLMBackend
 
         return LiteLLMBackend()
+
+    def _shown(self, request: Request) -> str | None:
+        """The command line an agent step would start in a live run (for a preview or mock)."""
+        if request.backend not in AGENT_PROVIDERS:
+            return None
+        return agent_backend(request.backend, self.settings.agent_bin(request.backend)).shown(request)
 
     def preflight(self) -> None:
         """Refuse a run that cannot work, before any call or checkpoint: a live model step whose
@@ -248,4 +254,23 @@ class Backends:
                     "or set AETHR_MODEL",
                 )
         for step in self.workflow.steps:
-            self.for_step(step).check_ready(step.id, self.model_for(step), self.root, self.endpoint_for(step))
+            self.for_step(step).check_ready(step, self.model_for(step), self.root, self.endpoint_for(step))
+
+
+def agent_backend(name: str, binary: str | None) -> AgentBackend:
+    """The backend of agent `name` (`opencode`, `claude`, `codex`, `gemini`); no I/O."""
+    if name == "claude":
+        from aethr.backends.claude import ClaudeBackend
+
+        return ClaudeBackend(binary)
+    if name == "codex":
+        from aethr.backends.codex import CodexBackend
+
+        return CodexBackend(binary)
+    if name == "gemini":
+        from aethr.backends.gemini import GeminiBackend
+
+        return GeminiBackend(binary)
+    from aethr.backends.opencode import OpenCodeBackend
+
+    return OpenCodeBackend(binary)

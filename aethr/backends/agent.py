@@ -3,9 +3,11 @@
 An agent module says only what is its own: how to find the binary, its command
 line and environment, how to read one line of its event stream, and how its end
 maps to success or failure. This core does the rest, the same for every agent:
-the prompt on stdin, the process supervised (`proc`: its own group, a wall-clock
-timeout, an optional idle limit, the whole tree ended), text and tool lines
-streamed, usage reported as it grows, and failures that carry what was spent.
+the prompt on stdin (and nothing else there), the process supervised (`proc`: its
+own group, a wall-clock timeout, an idle limit of `idle_timeout` seconds without
+an event, the whole tree ended), a clean temporary config home unless the step
+sets `inherit_user_config`, text and tool lines streamed, usage reported as it
+grows, and failures that carry what was spent.
 
 The executor records what the step changed (tree snapshots before and after), so
 no agent module looks at files.
@@ -15,14 +17,20 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aethr import git, proc
+from aethr import git, pricing, proc, sensitive
 from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.errors import EnvironmentNotReady, StepFailed
-from aethr.events import TextChunk, Usage, UsageReported
+from aethr.events import Notice, TextChunk, Usage, UsageReported
+from aethr.settings import env_value
+
+if TYPE_CHECKING:
+    from aethr.config import Step
 
 
 class AgentRun:
@@ -43,10 +51,24 @@ class AgentRun:
         self.parts.append(text)
         self.emit(TextChunk(self.request.step_id, text))
 
+    def note(self, text: str) -> None:
+        """Something worth knowing that is not the agent's answer (a retry, a notice)."""
+        self.emit(Notice(self.request.step_id, sensitive.mask(text)))
+
     def spent(self, more: Usage) -> None:
         """Add one finished call's usage and report the step's total so far."""
-        self.usage = self.usage + more
+        self.settle(self.usage + more)
+
+    def settle(self, total: Usage) -> None:
+        """The step's usage is `total` (an agent that reports its whole run at the end)."""
+        self.usage = total
         self.emit(UsageReported(self.request.step_id, self.usage))
+
+    def priced(self, prompt_tokens: int, completion_tokens: int) -> Usage:
+        """Tokens priced through LiteLLM's table; the cost is unknown for a model not in it."""
+        model = self.request.model
+        cost = pricing.cost(model, prompt_tokens, completion_tokens) if model else None
+        return Usage(prompt_tokens, completion_tokens, cost)
 
     def line(self, text: str) -> None:
         """One stdout line: JSON objects are events; anything else (banners, warnings) is not."""
@@ -68,7 +90,22 @@ class AgentRun:
         raise NotImplementedError
 
     def failed(self, message: str, hint: str | None = "resume to retry") -> StepFailed:
-        return StepFailed(f"step '{self.step}': {message}", hint=hint, usage=self.usage)
+        return StepFailed(f"step '{self.step}': {sensitive.mask(message)}", hint=hint, usage=self.usage)
+
+    def refused_key(self, backend: AgentBackend, message: str) -> EnvironmentNotReady:
+        """The provider refused the key (exit 4), with the variable to fix."""
+        variable = backend.key_variable(self.request)
+        return EnvironmentNotReady(
+            f"step '{self.step}': {backend.name} could not authenticate: {sensitive.mask(message)}",
+            hint=f"check {variable} (`aethr auth status`), then resume",
+        )
+
+    def unreachable(self, backend: AgentBackend, detail: str) -> StepFailed:
+        where = backend.base_url(self.request) or f"{backend.name}'s default endpoint"
+        return self.failed(
+            f"{backend.name} cannot reach {where}: {detail}",
+            hint="check the endpoint (is the server up, is the base URL right?), then resume",
+        )
 
 
 class AgentBackend:
@@ -81,6 +118,12 @@ class AgentBackend:
     program = ""  # the default executable name
     install = ""  # the command that installs it
     bin_variable = ""  # the variable that names the executable
+    key_variables: tuple[str, ...] = ()  # where its provider's key is read, first found wins
+    base_variables: tuple[str, ...] = ()  # where a compatible endpoint's base URL is read
+    login = ""  # the provider of `aethr auth login` for that key
+    cli_key: str | None = None  # the variable the CLI reads its key from
+    cli_base: str | None = None  # the variable the CLI reads a compatible endpoint from
+    home_variable: str | None = None  # the variable that moves its config home
 
     def __init__(self, binary: str | None) -> None:
         self._binary = binary
@@ -101,9 +144,16 @@ class AgentBackend:
             )
         return found
 
-    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
+    def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
         self.executable()
-        self.check_root(root, step_id)
+        self.check_root(root, step.id)
+        variable = endpoint.api_key_env or next(iter(self.key_variables), None)
+        if variable and variable != "none" and not step.inherit_user_config and not env_value(variable):
+            raise EnvironmentNotReady(
+                f"step '{step.id}' hands work to {self.name}, which needs {variable}, and it is not set",
+                hint=f"run `aethr auth login {self.login}` or export {variable}=… (a project .env is loaded "
+                f"too); or set `inherit_user_config: true` on the step to use your own {self.name} login",
+            )
 
     def check_root(self, root: Path, step_id: str) -> None:
         if git.toplevel(root) is None:
@@ -113,25 +163,79 @@ class AgentBackend:
                 hint="run `git init` (and commit your work) first",
             )
 
-    def command(self, request: Request) -> list[str]:
+    def key_variable(self, request: Request) -> str:
+        """The variable holding the key this step's agent sends: the role's `api_key_env`, else
+        the first of `key_variables` that is set (else the first)."""
+        if request.endpoint.api_key_env and request.endpoint.api_key_env != "none":
+            return request.endpoint.api_key_env
+        found = [name for name in self.key_variables if env_value(name)]
+        return (found or list(self.key_variables) or ["(none)"])[0]
+
+    def key(self, request: Request) -> str | None:
+        return env_value(self.key_variable(request))
+
+    def base_url(self, request: Request) -> str | None:
+        """The role's `api_base`, else a compatible endpoint's base URL set in the environment."""
+        found = [env_value(name) for name in self.base_variables]
+        return request.endpoint.api_base or next((value for value in found if value), None)
+
+    def model_name(self, request: Request) -> str | None:
+        """The model as the CLI names it: without LiteLLM's `provider/`."""
+        return request.model.partition("/")[2] or request.model if request.model else None
+
+    def arguments(self, request: Request, home: Path | None) -> list[str]:
+        """The command line after the executable."""
         raise NotImplementedError
 
-    def environment(self, request: Request) -> dict[str, str]:
+    def environment(self, request: Request, home: Path | None = None) -> dict[str, str]:
+        """The agent's environment: aethr's own, with the endpoint and key of the step's role in
+        the variables the CLI reads, and `home` as its config home when given."""
         env = dict(os.environ)
         env["PWD"] = str(request.root)
+        if home is not None and self.home_variable:
+            env[self.home_variable] = str(home)
+        base = self.base_url(request)
+        if base and self.cli_base:
+            env[self.cli_base] = base
+        wanted = request.endpoint.api_key_env
+        if self.cli_key and wanted:
+            env[self.cli_key] = "aethr-keyless" if wanted == "none" else (self.key(request) or "")
         return env
+
+    def prepare_home(self, home: Path, request: Request) -> None:
+        """Write what the agent needs in its clean config home (settings that select API keys)."""
 
     def new_run(self, request: Request, emit: Emit) -> AgentRun:
         raise NotImplementedError
 
+    def shown(self, request: Request) -> str:
+        """The command line a live run would start, for a preview or mock run: the variables
+        set for it, then the command (the prompt goes on stdin); keys masked."""
+        home = None if request.inherit_user_config else Path(tempfile.gettempdir()) / "aethr-agent-XXXX"
+        env = self.environment(request, home)
+        added = [f"{k}={shlex.quote(v)}" for k, v in env.items() if os.environ.get(k) != v and k != "PWD"]
+        command = [self._binary or self.program, *self.arguments(request, home)]
+        return sensitive.mask(" ".join([*added, *map(shlex.quote, command)]) + " < prompt")
+
     def complete(self, request: Request, emit: Emit) -> Completion:
         self.check_root(request.root, request.step_id)
         run = self.new_run(request, emit)
+        home = None if request.inherit_user_config else Path(tempfile.mkdtemp(prefix="aethr-agent-"))
+        try:
+            if home is not None:
+                self.prepare_home(home, request)
+            return self._follow(run, request, home)
+        finally:
+            if home is not None:
+                shutil.rmtree(home, ignore_errors=True)
+
+    def _follow(self, run: AgentRun, request: Request, home: Path | None) -> Completion:
+        idle = request.endpoint.idle
         try:
             child = proc.start(
-                self.command(request),
+                [self.executable(), *self.arguments(request, home)],
                 cwd=request.root,
-                env=self.environment(request),
+                env=self.environment(request, home),
                 stdin=request.prompt.encode(),
             )
         except OSError as exc:
@@ -140,12 +244,12 @@ class AgentBackend:
             ) from None
         try:
             # On Ctrl-C the executor counts the usage reported so far (UsageReported), as a floor.
-            ended = child.follow(run.line, timeout=request.timeout, idle=request.idle, on_stderr=run.stderr_line)
+            ended = child.follow(run.line, timeout=request.timeout, idle=idle, on_stderr=run.stderr_line)
         finally:
             proc.end_tree(child.proc)
         if ended.code is None:
-            limit = f"within {request.timeout:g}s" if ended.timed_out else f"(no output for {request.idle:g}s)"
-            setting = "`timeout`" if ended.timed_out else "idle limit"
+            limit = f"within {request.timeout:g}s" if ended.timed_out else f"(no output for {idle:g}s)"
+            setting = "`timeout`" if ended.timed_out else "`idle_timeout`"
             raise StepFailed(
                 f"step '{request.step_id}': {self.name} did not finish {limit} and was stopped "
                 "(with every process it started)",
@@ -159,6 +263,11 @@ class AgentBackend:
 def as_dict(value: Any) -> dict[str, Any]:
     """`value` if it is a JSON object, else an empty one: event fields are never trusted."""
     return value if isinstance(value, dict) else {}
+
+
+def count(value: Any) -> int:
+    """A token count from an event field: 0 unless it is a number."""
+    return int(value) if isinstance(value, int | float) else 0
 
 
 def relative(target: str, root: Path) -> str:

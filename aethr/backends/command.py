@@ -24,12 +24,15 @@ import shlex
 import time
 from collections import deque
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from aethr import proc, sensitive
 from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.errors import EnvironmentNotReady
 from aethr.events import TextChunk, Usage
+
+if TYPE_CHECKING:
+    from aethr.config import Step
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 _NOT_RUNNABLE = {126: "the command is not executable", 127: "the command was not found"}
@@ -91,7 +94,7 @@ class CommandBackend:
     edits_tree = True  # a formatter or a generator may change files: the executor records it
     free = True
 
-    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
+    def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
         pass
 
     def complete(self, request: Request, emit: Emit) -> Completion:

@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aethr import pricing, sensitive, settings
 from aethr.backends import Completion, Emit, Endpoint, Request, failures
@@ -38,6 +38,9 @@ from aethr.backends.stream import Hung, Limits
 from aethr.context import estimate_tokens
 from aethr.errors import EnvironmentNotReady, StepFailed
 from aethr.events import Retrying, TextChunk, Usage
+
+if TYPE_CHECKING:
+    from aethr.config import Step
 
 ATTEMPTS = 3
 BACKOFF_BASE = 1.0
@@ -92,10 +95,11 @@ class LiteLLMBackend:
     edits_tree = False
     free = False
 
-    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
+    def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
         """Raise EnvironmentNotReady naming the variable and the fix if the model's key is missing:
         the role's own `api_key_env`, or the provider's key as LiteLLM knows it (a LiteLLM proxy's
         included)."""
+        step_id = step.id
         if model is None:
             return
         if endpoint.api_key_env:

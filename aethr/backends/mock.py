@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.context import estimate_tokens
 from aethr.errors import ConfigError, StepFailed
-from aethr.events import TextChunk, Usage
+from aethr.events import Notice, TextChunk, Usage
 from aethr.prompts import preview_placeholder
 
+if TYPE_CHECKING:
+    from aethr.config import Step
+
 Reply = str | dict[str, object]
+Shown = Callable[[Request], str | None]  # the command line an agent step would start
 _REPLIES: dict[str, str] = {
     "planner": "Plan for: {task}\n1. Read the code the task touches.\n2. Make the smallest change "
     "that does it.\n3. Add or update a test that shows it works.",
@@ -37,7 +43,8 @@ class MockBackend:
     edits_tree = False
     free = True
 
-    def __init__(self, script: Path | None) -> None:
+    def __init__(self, script: Path | None, shown: Shown = lambda request: None) -> None:
+        self._shown = shown
         self._script_path = script
         self._script: list[Reply] | None = None
         self._used = 0
@@ -57,7 +64,7 @@ class MockBackend:
         self._used += 1
         return reply
 
-    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
+    def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
         if self._script_path is not None and self._script is None:
             self._script = _load_script(self._script_path)
 
@@ -82,6 +89,7 @@ class MockBackend:
         simulated = None
         if request.backend != "model":
             simulated = f"step '{request.step_id}' was simulated (mock mode): no files were changed"
+            _show_command(request, self._shown, emit)
         return Completion(text, Usage(estimate_tokens(request.prompt), estimate_tokens(text), 0.0), simulated)
 
 
@@ -91,16 +99,26 @@ class PreviewBackend:
     edits_tree = False
     free = True
 
-    def check_ready(self, step_id: str, model: str | None, root: Path, endpoint: Endpoint) -> None:
+    def __init__(self, shown: Shown = lambda request: None) -> None:
+        self._shown = shown
+
+    def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
         pass
 
     def complete(self, request: Request, emit: Emit) -> Completion:
         simulated = None
         if request.backend != "model":
+            _show_command(request, self._shown, emit)
             simulated = f"[the changes made by step '{request.step_id}' will appear here when the workflow runs]"
         return Completion(
             preview_placeholder(request.step_id), Usage(estimate_tokens(request.prompt), 0, 0.0), simulated
         )
+
+
+def _show_command(request: Request, shown: Shown, emit: Emit) -> None:
+    command = shown(request)
+    if command:
+        emit(Notice(request.step_id, f"a live run starts: {command}"))
 
 
 def _command(request: Request, reply: Reply | None, emit: Emit) -> Completion:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from aethr import pricing
 from aethr.backends import Emit, Request
-from aethr.backends.agent import AgentBackend, AgentRun, as_dict, relative
+from aethr.backends.agent import AgentBackend, AgentRun, as_dict, count, relative
 from aethr.events import Usage
 from aethr.settings import env_value
 
@@ -35,8 +36,8 @@ class OpenCodeBackend(AgentBackend):
     install = "npm install -g opencode-ai"
     bin_variable = "AETHR_OPENCODE_BIN"
 
-    def command(self, request: Request) -> list[str]:
-        cmd = [self.executable(), "run", "--format", "json", "--dir", str(request.root)]
+    def arguments(self, request: Request, home: Path | None) -> list[str]:
+        cmd = ["run", "--format", "json", "--dir", str(request.root)]
         cmd += ["--title", f"aethr: {request.step_id}"]
         if request.model:
             cmd += ["-m", request.model]
@@ -44,8 +45,8 @@ class OpenCodeBackend(AgentBackend):
             cmd.append("--auto")
         return cmd
 
-    def environment(self, request: Request) -> dict[str, str]:
-        env = super().environment(request)
+    def environment(self, request: Request, home: Path | None = None) -> dict[str, str]:
+        env = super().environment(request, home)
         env.setdefault("OPENCODE_DISABLE_AUTOUPDATE", "1")
         if request.unsafe_permissions:
             config: dict[str, Any] = {}
@@ -87,8 +88,8 @@ class _OpenCodeRun(AgentRun):
             tokens = as_dict(part.get("tokens"))
             cost = part.get("cost")
             spent = Usage(
-                _int(tokens.get("input")),
-                _int(tokens.get("output")),
+                count(tokens.get("input")),
+                count(tokens.get("output")),
                 float(cost) if isinstance(cost, int | float) else None,
             )
             if spent.cost_usd == 0 and spent.prompt_tokens + spent.completion_tokens and not self._priced():
@@ -130,10 +131,6 @@ class _OpenCodeRun(AgentRun):
         if code != 0:
             tail = " | ".join(_ANSI.sub("", line).strip() for line in stderr[-3:]) or "no output on stderr"
             raise self.failed(f"OpenCode exited with status {code}: {tail}")
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) else 0
 
 
 def _error_message(error: Any) -> str:
