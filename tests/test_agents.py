@@ -279,3 +279,40 @@ def test_a_resume_after_the_agent_step_does_not_run_it_again(tmp_path: Path, ser
     assert resumed.code == 0, resumed.both
     assert agent_calls == 3 and len(server.requests) == 1, "only the review ran again"
     assert "-hi\n+bye" in server.requests[0]["messages"][-1]["content"], "the resumed review sees the agent's diff"
+
+
+def test_claude_refuses_a_command_it_was_not_allowed_and_the_step_fails(tmp_path: Path, server: FakeOpenAI) -> None:
+    agent = AGENTS[0]
+    repo = setup(tmp_path, agent)
+    server.script = [
+        {"kind": "tool", "name": "Bash", "arguments": {"command": 'python3 -c \'open("pwned", "w")\''}},
+        {"kind": "stream", "text": "I could not run it."},
+    ]
+    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
+    assert result.code == 1, result.both
+    assert "Claude Code was refused permission for: Bash (python3 -c" in result.err, result.err
+    assert not (repo / "pwned").exists()
+
+
+def test_unsafe_permissions_as_root_are_refused_before_the_run(repo: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("Claude Code refuses bypassPermissions only as root")
+    text = WORKFLOW.format(model="anthropic:claude-sonnet-4-5", backend="claude", idle=60, extra="")
+    write_workflow(repo, text.replace("    idle_timeout: 60\n", "    unsafe_permissions: true\n"))
+    env = {"AETHR_LIVE": "1", "AETHR_CLAUDE_BIN": "/bin/true", "ANTHROPIC_API_KEY": "sk-test-x"}
+    result = aethr("run", "task", cwd=repo, env={**env, "OPENAI_API_KEY": "sk-test-x"})
+    assert result.code == 4, result.both
+    assert "refuses to skip permission checks when run as root" in result.err
+    assert "resume" not in result.err, "refused before the run: nothing to resume"
+
+
+@pytest.mark.parametrize("agent", AGENTS, ids=[a.name for a in AGENTS])
+def test_an_agent_that_stops_without_its_final_event_fails(agent: Agent, repo: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "agent"
+    fake.write_text('#!/bin/sh\ncat >/dev/null\necho \'{"type": "init"}\'\nexit 0\n')
+    fake.chmod(0o755)
+    write_workflow(repo, WORKFLOW.format(model=agent.model, backend=agent.name, idle=60, extra=""))
+    env = {"AETHR_LIVE": "1", f"AETHR_{agent.name.upper()}_BIN": str(fake), agent.key: "sk-test-x"}
+    result = aethr("run", "task", cwd=repo, env={**env, "OPENAI_API_KEY": "sk-test-x"})
+    assert result.code == 1, result.both
+    assert "without" in result.err and "final" in result.err or "without finishing" in result.err, result.err
