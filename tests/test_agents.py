@@ -315,4 +315,4 @@ def test_an_agent_that_stops_without_its_final_event_fails(agent: Agent, repo: P
     env = {"AETHR_LIVE": "1", f"AETHR_{agent.name.upper()}_BIN": str(fake), agent.key: "sk-test-x"}
     result = aethr("run", "task", cwd=repo, env={**env, "OPENAI_API_KEY": "sk-test-x"})
     assert result.code == 1, result.both
-    assert "without" in result.err and "final" in result.err or "without finishing" in result.err, result.err
+    assert ("without" in result.err and "final" in result.err) or "without finishing" in result.err, result.err
