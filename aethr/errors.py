@@ -7,6 +7,7 @@
     │   └── CheckpointError   exit 3   a checkpoint is missing, garbled or foreign
     ├── EnvironmentNotReady   exit 4   a key, a tool or the repository is not ready
     ├── LoopExhausted         exit 5   a repeat loop ran out of passes
+    ├── RevisionRequested     exit 5   --fail-on-revise: the final review says revise
     ├── SpendCapReached       exit 6   the run reached its spend cap
     ├── InternalError         exit 70  a bug in aethr (any unexpected exception)
     └── Interrupted           exit 130 Ctrl-C or SIGTERM
@@ -80,6 +81,12 @@ class EnvironmentNotReady(AethrError):
 
 
 class LoopExhausted(AethrError):
+    exit_code = ExitCode.LOOP_EXHAUSTED
+
+
+class RevisionRequested(AethrError):
+    """`--fail-on-revise`: the run finished and its review says revise."""
+
     exit_code = ExitCode.LOOP_EXHAUSTED
 
 

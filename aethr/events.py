@@ -193,6 +193,12 @@ class RunFinished(NamedTuple):
     usage: Usage
     steps: tuple[StepFinished, ...] = ()
     cap_usd: float | None = None  # the run's spend cap, if any
+    # How the run ended: set on the last `--json` line, written for every ending (`report`).
+    exit_code: int = 0
+    status: str = "ok"
+    verdict: str = "none"  # pass | revise | none, from the last `Review status:` line
+    checkpoint: str | None = None
+    reason: str | None = None
     event: str = "run_finished"
 
 

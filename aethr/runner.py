@@ -8,6 +8,7 @@ above it, and checkpoints are keyed by it.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -15,10 +16,20 @@ from typing import NamedTuple
 from aethr import checkpoint, estimate, fingerprint, project, resume, runstore
 from aethr import settings as settings_mod
 from aethr.backends import Backends
+from aethr.config import Workflow
 from aethr.config import load as load_workflow
-from aethr.errors import EnvironmentNotReady, OutputClosed, UsageError
+from aethr.errors import (
+    AethrError,
+    EnvironmentNotReady,
+    InternalError,
+    Interrupted,
+    OutputClosed,
+    RevisionRequested,
+    UsageError,
+)
 from aethr.events import EventSink
 from aethr.executor import Durability, Executor
+from aethr.report import Report, ReportOptions
 from aethr.settings import Settings
 
 
@@ -35,6 +46,9 @@ class RunOptions(NamedTuple):
     exec_commands: bool = False
     estimate: bool = False
     max_cost: float | None = None
+    fail_on_revise: bool = False  # a final `revise` verdict exits 5
+    context: tuple[str, ...] = ()  # --context: sources added to every model and agent step
+    report: ReportOptions = ReportOptions()  # --output, the step summary
 
 
 _TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored; an empty task aborts.\n"
@@ -43,8 +57,9 @@ _TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored;
 def ask_task(settings: Settings) -> str:
     """Open the user's editor on a temporary file and return what they wrote.
     Raises UsageError with no terminal, no editor, or an empty task."""
-    if not sys.stdin.isatty():
-        raise UsageError("no task given", hint='pass it as an argument: aethr run "what to do"')
+    if not sys.stdin.isatty() or settings.unattended:
+        why = " (CI is set: aethr never waits for a person there)" if settings.unattended else ""
+        raise UsageError(f"no task given{why}", hint='pass it as an argument: aethr run "what to do"')
     import shlex
     import subprocess
     import tempfile
@@ -88,17 +103,36 @@ def _sink(options: RunOptions, settings: Settings) -> EventSink:
     elif options.show_prompt:
         sink = render.PreviewRenderer(sys.stdout)
     else:
-        color = sys.stdout.isatty() and not settings.no_color
+        color = sys.stdout.isatty() and not settings.no_color and not settings.unattended
         sink = render.TerminalRenderer(sys.stdout, sys.stderr, color=color, verbose=options.verbose)
     return render.QuietOnClosedOutput(sink)
 
 
 def run_command(options: RunOptions) -> None:
-    """Run (or resume, or preview) the workflow. Raises AethrError subclasses."""
+    """Run (or resume, or preview) the workflow, then report how it ended (`report`), whatever
+    the ending. Raises AethrError subclasses."""
+    report = Report(options.report, os.environ)
+    try:
+        _run(options, report)
+    except OutputClosed:
+        raise
+    except AethrError as exc:
+        report.close(int(exc.exit_code), exc)
+        raise
+    except KeyboardInterrupt:
+        report.close(int(Interrupted.exit_code), Interrupted("interrupted"))
+        raise
+    except Exception as exc:
+        report.close(int(InternalError.exit_code), InternalError(f"{type(exc).__name__}: {exc}"))
+        raise
+    report.close(0, None)
+
+
+def _run(options: RunOptions, report: Report) -> None:
     found = project.require_config(Path.cwd(), options.config)
     assert found.config is not None
     config_path, root = found.config, found.root
-    workflow = load_workflow(config_path)
+    workflow = with_context(load_workflow(config_path), options.context)
     settings = settings_mod.load(found.dotenv)._replace(exec_commands=options.exec_commands)
     show_prompt = options.show_prompt or options.estimate  # an estimate is a preview, shown as a table
     if show_prompt and options.resume:
@@ -132,7 +166,7 @@ def run_command(options: RunOptions) -> None:
         # LiteLLM import in the background is not collected through.
         gc.freeze()
         gc.enable()
-    sink = _sink(options, settings)
+    sink: EventSink = report.wrap(_sink(options, settings))
     if show_prompt:
         sink = estimate.Estimating(sink, workflow, backends, {})
     leave_out = config_path.resolve().relative_to(root).as_posix()
@@ -147,6 +181,30 @@ def run_command(options: RunOptions) -> None:
         state = executor.new_state(task)
         state.mode, state.model_override = settings.mode, settings.model_override
     _run_kept(executor, state, config_path, checkpoint_path, options.force_resume)
+    if options.fail_on_revise and report.verdict == "revise":
+        raise RevisionRequested(
+            "the review's verdict is revise (--fail-on-revise)", hint="read the review, change the code, run it again"
+        )
+
+
+def with_context(workflow: Workflow, sources: tuple[str, ...]) -> Workflow:
+    """The workflow with `--context` sources added to every model and agent step. They go
+    through the same parser as the file's, and are read under the same rules. A resume
+    needs the same `--context` again: the checkpoint's workflow digest includes them."""
+    if not sources:
+        return workflow
+    from aethr.names import parse_context_source
+
+    try:
+        added = [parse_context_source(source) for source in sources]
+    except ValueError as exc:
+        raise UsageError(f"--context: {exc}") from None
+    if any(source.kind == "step" for source in added):
+        raise UsageError("--context: step:<id> names one step's output; write it in the workflow file")
+    steps = [
+        s if s.kind == "command" else s.model_copy(update={"context": [*s.context, *added]}) for s in workflow.steps
+    ]
+    return workflow.model_copy(update={"steps": steps})
 
 
 def _check_cap(cap: float, backends: Backends, state: checkpoint.RunState | None) -> None:

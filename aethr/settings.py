@@ -12,6 +12,7 @@ Everything else receives a frozen `Settings`. Variables:
                             AETHR_CLAUDE_BIN, AETHR_CODEX_BIN and AETHR_GEMINI_BIN
     AETHR_EDITOR            the editor for a task (then $VISUAL, then $EDITOR)
     NO_COLOR                plain output even on a terminal
+    CI                      unattended: no editor or question ever opens, no colours
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Settings(NamedTuple):
     dotenv_keys: frozenset[str] = frozenset()
     exec_commands: bool = False  # --exec-commands: a mock run runs `run:` steps for real
     max_cost: float | None = None  # AETHR_MAX_COST: a spend cap in USD
+    unattended: bool = False  # CI is set: never open an editor or ask; no colours
 
     @property
     def mode(self) -> str:
@@ -92,6 +94,7 @@ def load(dotenv: Path) -> Settings:
             if env.get(f"AETHR_{agent.upper()}_BIN", "").strip()
         ),
         no_color="NO_COLOR" in env,
+        unattended=env.get("CI", "").strip().lower() not in ("", "0", "false", "no"),
         editor=env.get("AETHR_EDITOR") or env.get("VISUAL") or env.get("EDITOR") or None,
         dotenv_path=dotenv_path,
         dotenv_keys=frozenset(added),

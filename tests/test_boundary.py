@@ -100,8 +100,8 @@ def test_an_error_event_whose_data_is_a_string_fails_the_step_cleanly(tmp_path: 
     result = aethr("run", "task", "--json", cwd=repo, env=agent_env(fake_agent(tmp_path, lines)))
     assert result.code == 1, result.both
     assert "OpenCode reported an error: the provider said no" in result.err
-    final = json.loads(result.out.splitlines()[-1])
-    assert final["event"] == "run_failed"
+    failed, final = (json.loads(line) for line in result.out.splitlines()[-2:])
+    assert (failed["event"], final["event"], final["exit_code"]) == ("run_failed", "run_finished", 1)
     assert final["usage"]["cost_usd"] == 0.002, "what the agent spent before failing is counted"
 
 

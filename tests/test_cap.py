@@ -76,7 +76,8 @@ def test_an_opencode_step_is_stopped_at_the_cap_with_its_tree(tmp_path: Path, se
     events = [json.loads(line) for line in result.out.splitlines()]
     budget = next(e for e in events if e["event"] == "budget")
     assert budget["step_id"] == "implement" and budget["spent_usd"] >= 0.01 and budget["cap_usd"] == 0.01
-    assert events[-1]["event"] == "run_failed" and events[-1]["exit_code"] == 6
+    assert events[-2]["event"] == "run_failed" and events[-2]["exit_code"] == 6
+    assert (events[-1]["event"], events[-1]["status"]) == ("run_finished", "spend_cap")
     assert _none_left((BINARY, "run", "--format", "json", "--dir", str(repo)), ("sleep", marker)) == [], (
         "the agent's whole tree was stopped"
     )

@@ -330,8 +330,9 @@ def test_json_reports_a_config_error_as_run_failed(tmp_path: Path) -> None:
     write_workflow(tmp_path, "workflow: w\n")
     result = aethr("run", "task", "--json", cwd=tmp_path)
     assert result.code == 3
-    last = json.loads(result.out.splitlines()[-1])
-    assert last["event"] == "run_failed" and last["exit_code"] == 3 and "roles is required" in last["reason"]
+    failed, last = (json.loads(line) for line in result.out.splitlines()[-2:])
+    assert failed["event"] == "run_failed" and failed["exit_code"] == 3 and "roles is required" in failed["reason"]
+    assert (last["event"], last["exit_code"], last["status"]) == ("run_finished", 3, "invalid_config")
 
 
 def test_the_summary_after_a_loop_runs_out_has_no_phantom_row(repo: Path, tmp_path: Path) -> None:

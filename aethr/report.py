@@ -1,0 +1,182 @@
+"""How a run ended, for a reader who was not watching: a script, a CI job, a reviewer.
+
+A `Report` wraps the run's event sink and keeps what a summary needs: each step's
+latest result, the run's usage and its checkpoint. When the run has ended, with
+whatever exit code, `close` writes:
+
+- under `--json`, the last line of stdout: `run_finished`, with the exit code, a
+  status word, the verdict, per-step results, tokens, cost and the checkpoint, for
+  every ending (a success, a failure, Ctrl-C, a bad workflow file);
+- `--output FILE`: the final step's text and the verdict, as Markdown or JSON;
+- `$GITHUB_STEP_SUMMARY`, when set: a Markdown table appended (model text only with
+  `--summary-include-output`);
+- under `GITHUB_ACTIONS=true`, an `::error title=aethr::…` line for a failure, on
+  stdout (on stderr under `--json`, where stdout holds only events).
+
+The verdict is `pass` or `revise` from the last `Review status:` line of the run's
+outputs, else `none`. aethr talks to no GitHub API: all of this is files and text.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from aethr import sensitive
+from aethr.errors import AethrError, ExitCode
+from aethr.events import Event, EventSink, RunFailed, RunFinished, RunStarted, StepFinished, Usage
+from aethr.fsutil import atomic_write
+
+
+class ReportOptions(NamedTuple):
+    json_output: bool = False
+    output: Path | None = None  # --output FILE
+    output_format: str = "md"  # md | json
+    summary_include_output: bool = False
+
+
+def status_word(code: int) -> str:
+    """`ok`, `step_failed`, `usage`, …: the exit code's name, for readers that match on words."""
+    try:
+        return "ok" if code == 0 else ExitCode(code).name.lower()
+    except ValueError:
+        return "failed"
+
+
+class Report:
+    def __init__(self, options: ReportOptions, env: Mapping[str, str]) -> None:
+        self.options = options
+        self.env = env
+        self.inner: EventSink | None = None
+        self.workflow = ""
+        self.steps: dict[str, StepFinished] = {}  # the latest pass of each step, in order
+        self.usage = Usage(0, 0, 0.0)
+        self.seconds = 0.0
+        self.checkpoint: str | None = None
+        self.failed_step: str | None = None
+        self.closed = False
+
+    def wrap(self, sink: EventSink) -> Report:
+        self.inner = sink
+        return self
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.workflow = event.workflow
+        elif isinstance(event, StepFinished):
+            self.steps.pop(event.step_id, None)
+            self.steps[event.step_id] = event
+        elif isinstance(event, RunFinished | RunFailed):
+            self.usage, self.seconds = event.usage, event.seconds
+            if isinstance(event, RunFailed):
+                self.checkpoint, self.failed_step = event.checkpoint, event.step_id
+            elif self.options.json_output:
+                return  # `close` writes the one `run_finished`, with how the run ended
+        if self.inner is not None:
+            self.inner.emit(event)
+
+    @property
+    def verdict(self) -> str:
+        from aethr.conditions import review_status
+
+        for result in reversed(list(self.steps.values())):
+            found = review_status(result.output)
+            if found:
+                return found
+        return "none"
+
+    def status(self, code: int) -> str:
+        """The exit code as a word; `revise` when --fail-on-revise made it 5."""
+        return "revise" if code == ExitCode.LOOP_EXHAUSTED and self.verdict == "revise" else status_word(code)
+
+    @property
+    def final_text(self) -> str:
+        return next(reversed(self.steps.values())).output if self.steps else ""
+
+    def close(self, code: int, error: AethrError | None) -> None:
+        """The run ended with `code` (and `error`, when it failed): write every report asked for."""
+        if self.closed:
+            return
+        self.closed = True
+        reason = error.message if error is not None else None
+        if self.options.json_output:
+            self._json_end(code, error)
+        if self.options.output is not None:
+            self._write_output(code, reason)
+        summary = self.env.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with Path(summary).open("a", encoding="utf-8") as out:
+                out.write(self.markdown_summary(code, reason))
+        if code != 0 and reason and self.env.get("GITHUB_ACTIONS") == "true":
+            stream = sys.stderr if self.options.json_output else sys.stdout
+            stream.write(f"::error title=aethr::{_escape(sensitive.mask(reason))}\n")
+            stream.flush()
+
+    def _json_end(self, code: int, error: AethrError | None) -> None:
+        from aethr.render import JsonRenderer
+
+        sink: EventSink = self.inner or JsonRenderer(sys.stdout)
+        if error is not None and not error.reported:
+            # A failure the executor did not report (a bad file, a missing key) still gets its event.
+            sink.emit(RunFailed(self.workflow, error.message, code, None, 0.0, self.usage, error.checkpoint))
+        event = RunFinished(
+            self.workflow,
+            self.seconds,
+            self.usage,
+            tuple(self.steps.values()),
+            exit_code=code,
+            status=self.status(code),
+            verdict=self.verdict,
+            checkpoint=self.checkpoint or (error.checkpoint if error else None),
+            reason=error.message if error else None,
+        )
+        sink.emit(event)
+
+    def _write_output(self, code: int, reason: str | None) -> None:
+        assert self.options.output is not None
+        text = sensitive.mask(self.final_text)
+        if self.options.output_format == "json":
+            data = {"workflow": self.workflow, "verdict": self.verdict, "exit_code": code}
+            data |= {"status": self.status(code), "reason": reason, "output": text}
+            body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        else:
+            head = f"<!-- aethr -->\n### aethr · {self.workflow or 'run'} · verdict: **{self.verdict}**\n\n"
+            ending = (
+                ""
+                if self.status(code) in ("ok", "revise")
+                else f"\n\n> The run failed (exit {code}, {self.status(code)}): {reason}\n"
+            )
+            body = head + (text.strip() or "_(no output)_") + ending + "\n"
+        atomic_write(self.options.output, body.encode(), mode=0o644)
+
+    def markdown_summary(self, code: int, reason: str | None) -> str:
+        from aethr.render import money, tokens
+
+        lines = [f"### aethr · {self.workflow or 'run'} · verdict: **{self.verdict}**", ""]
+        lines += ["| step | role | model | passes | status | time | tokens | cost |", "| --- " * 8 + "|"]
+        for step in self.steps.values():
+            status = "ok" if step.passed is not False else "failed"
+            row = (step.step_id, step.role, step.model or "-", str(step.iteration), status)
+            lines.append(
+                "| " + " | ".join((*row, f"{step.seconds:.1f}s", tokens(step.usage), money(step.usage))) + " |"
+            )
+        if self.failed_step and self.failed_step not in self.steps:
+            lines.append(f"| {self.failed_step} | | | | failed | | | |")
+        total = f"tokens {tokens(self.usage)} · {money(self.usage)}"
+        ending = "finished" if code == 0 else f"failed: {_cell(sensitive.mask(reason or ''))}"
+        lines += ["", f"**exit {code}** ({self.status(code)}) · {ending} · {total}", ""]
+        if self.options.summary_include_output and self.final_text:
+            lines += ["<details><summary>final output</summary>", "", sensitive.mask(self.final_text), "</details>", ""]
+        return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    """A workflow command's message: one line, with GitHub's escapes."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
