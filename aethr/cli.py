@@ -203,6 +203,9 @@ def run(
     exec_commands: Annotated[
         bool, typer.Option("--exec-commands", help="In a mock run, run the workflow's run: steps for real.")
     ] = False,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="Run a built-in preset; writes no file (`aethr init --list`).")
+    ] = None,
     context: ContextOpt = None,
     fail_on_revise: FailOnReviseOpt = False,
     output: OutputOpt = None,
@@ -229,6 +232,7 @@ def run(
         max_cost=max_cost,
         fail_on_revise=fail_on_revise,
         context=tuple(context or ()),
+        preset=preset,
         report=ReportOptions(json_, output, output_format.value, summary_include_output),
     )
     try:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import checkpoint, estimate, fingerprint, project, resume, runstore
+from aethr import CONFIG_NAME, checkpoint, estimate, fingerprint, project, resume, runstore
 from aethr import settings as settings_mod
 from aethr.backends import Backends
 from aethr.config import Workflow
@@ -48,6 +48,7 @@ class RunOptions(NamedTuple):
     max_cost: float | None = None
     fail_on_revise: bool = False  # a final `revise` verdict exits 5
     context: tuple[str, ...] = ()  # --context: sources added to every model and agent step
+    preset: str | None = None  # --preset: a built-in workflow instead of the file
     report: ReportOptions = ReportOptions()  # --output, the step summary
 
 
@@ -129,10 +130,9 @@ def run_command(options: RunOptions) -> None:
 
 
 def _run(options: RunOptions, report: Report) -> None:
-    found = project.require_config(Path.cwd(), options.config)
-    assert found.config is not None
-    config_path, root = found.config, found.root
-    workflow = with_context(load_workflow(config_path), options.context)
+    found, workflow = _workflow(options)
+    config_path, root = found.config or found.root / CONFIG_NAME, found.root
+    workflow = with_context(workflow, options.context)
     settings = settings_mod.load(found.dotenv)._replace(exec_commands=options.exec_commands)
     show_prompt = options.show_prompt or options.estimate  # an estimate is a preview, shown as a table
     if show_prompt and options.resume:
@@ -185,6 +185,24 @@ def _run(options: RunOptions, report: Report) -> None:
         raise RevisionRequested(
             "the review's verdict is revise (--fail-on-revise)", hint="read the review, change the code, run it again"
         )
+
+
+def _workflow(options: RunOptions) -> tuple[project.Project, Workflow]:
+    """The project and its workflow: the file, or with `--preset` a built-in one, read from
+    aethr itself: nothing is written, with or without a `.aethr.yaml` (which it wins over)."""
+    if options.preset is None:
+        found = project.require_config(Path.cwd(), options.config)
+        assert found.config is not None
+        return found, load_workflow(found.config)
+    if options.config is not None:
+        raise UsageError("--preset and --config do not go together: choose one workflow")
+    from aethr import presets
+    from aethr.config import parse
+
+    found = project.find(Path.cwd())
+    if found.config is not None:
+        sys.stderr.write(f"aethr: --preset {options.preset} wins: {found.config} is not read for this run\n")
+    return found, parse(presets.get(options.preset).text, name=f"preset {options.preset}")
 
 
 def with_context(workflow: Workflow, sources: tuple[str, ...]) -> Workflow:

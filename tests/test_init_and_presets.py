@@ -12,7 +12,7 @@ import pytest
 from aethr import __version__
 from aethr.config import load
 from aethr.names import litellm_model_name
-from tests.conftest import aethr
+from tests.conftest import MOCK_TWO_STEPS, aethr, git, write_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = sorted(p.stem for p in (ROOT / "presets").glob("*.yaml"))
@@ -175,3 +175,21 @@ def test_every_example_and_preset_model_has_a_price(path: Path) -> None:
         model = workflow.model_of(role)
         if model:
             assert pricing.price(litellm_model_name(model)) is not None, f"{path.name}: {model} has no price"
+
+
+def test_a_one_off_run_of_a_preset_with_context_writes_nothing(repo: Path) -> None:
+    (repo / "spec.md").write_text("SPEC-MARKER\n")
+    git(repo, "add", "spec.md")
+    git(repo, "commit", "-qm", "spec")
+    args = ("run", "review it", "--preset", "review-existing-diff", "--context", "file:spec.md")
+    result = aethr(*args, "--show-prompt", cwd=repo)
+    assert result.code == 0, result.both
+    assert "workflow review-existing-diff" in result.out and "SPEC-MARKER" in result.out
+    assert aethr(*args, cwd=repo).code == 0
+    assert git(repo, "status", "--porcelain", "--ignored") == "", "nothing was written in the repository"
+    write_workflow(repo, MOCK_TWO_STEPS)
+    wins = aethr(*args, cwd=repo)
+    assert wins.code == 0 and "--preset review-existing-diff wins" in wins.err, wins.both
+    assert "workflow review-existing-diff" in wins.out and "planner" not in wins.out
+    bad = aethr("run", "x", "--preset", "review-existing-diff", "--context", "nonsense:x", cwd=repo)
+    assert bad.code == 2 and "--context: unknown context source kind 'nonsense'" in bad.err, bad.both
