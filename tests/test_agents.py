@@ -129,11 +129,14 @@ steps:
 """
 
 
-def setup(tmp_path: Path, agent: Agent, idle: float = 60, extra: str = "") -> Path:
+def setup(tmp_path: Path, agent: Agent, idle: float = 60, extra: str = "", review: bool = False) -> Path:
+    """A repository whose workflow hands `implement` to the agent; with `review`, a model
+    step after it (which costs a LiteLLM import: only the tests that read its prompt)."""
     if not Path(agent.binary).is_file() and os.environ.get("CI") != "true":
         pytest.skip(f"set AETHR_TEST_{agent.name.upper()} to the {agent.name} binary (`make test` installs it)")
     repo = make_repo(tmp_path / "repo", {"a.txt": "hi\n", "b.txt": "untouched\n"})
-    write_workflow(repo, WORKFLOW.format(model=agent.model, backend=agent.name, idle=idle, extra=extra))
+    text = WORKFLOW.format(model=agent.model, backend=agent.name, idle=idle, extra=extra)
+    write_workflow(repo, text if review else text[: text.index("  - id: review")])
     return repo
 
 
@@ -161,7 +164,7 @@ def left_in(repo: Path, limit: float = 10) -> list[str]:
 def test_the_agent_edits_and_the_next_step_sees_exactly_that_diff(
     agent: Agent, tmp_path: Path, server: FakeOpenAI, clean_env: Path
 ) -> None:
-    repo = setup(tmp_path, agent)
+    repo = setup(tmp_path, agent, review=True)
     (repo / "b.txt").write_text("changed before the run\n")
     server.script = [*agent.edit(repo), {"kind": "stream", "text": "Looks right."}]
     result = aethr("run", "change hi to bye", "--json", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
@@ -227,7 +230,7 @@ def test_the_users_own_config_reaches_the_agent_only_when_asked(
     (home / agent.memory).write_text("USER-MEMORY-MARKER: always answer in French.\n")
     (home / ".gemini" / "settings.json").parent.mkdir(exist_ok=True)
     (home / ".gemini" / "settings.json").write_text('{"security": {"auth": {"selectedType": "gemini-api-key"}}}')
-    server.script = [{"kind": "stream", "text": "done"}, {"kind": "stream", "text": "ok"}]
+    server.script = [{"kind": "stream", "text": "done"}]
     result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, home), timeout=120)
     assert result.code == 0, result.both
     sent = json.dumps(server.requests[0])
@@ -267,7 +270,7 @@ def test_preview_and_mock_show_the_command_line_and_start_nothing(agent: Agent, 
 def test_a_resume_after_the_agent_step_does_not_run_it_again(tmp_path: Path, server: FakeOpenAI) -> None:
     """At most once: the agent's finished step is kept by the checkpoint, with its diff."""
     agent = AGENTS[0]
-    repo = setup(tmp_path, agent)
+    repo = setup(tmp_path, agent, review=True)
     server.script = [*agent.edit(repo), {"kind": "status", "code": 400, "message": "bad review"}]
     env = agent.env(server.base_url, tmp_path)
     failed = aethr("run", "change hi to bye", cwd=repo, env=env, timeout=120)
