@@ -319,3 +319,13 @@ def test_an_agent_that_stops_without_its_final_event_fails(agent: Agent, repo: P
     result = aethr("run", "task", cwd=repo, env={**env, "OPENAI_API_KEY": "sk-test-x"})
     assert result.code == 1, result.both
     assert ("without" in result.err and "final" in result.err) or "without finishing" in result.err, result.err
+
+
+def test_a_key_from_api_key_env_is_masked_in_the_shown_command_line(repo: Path) -> None:
+    text = WORKFLOW.format(model="anthropic:claude-sonnet-4-5", backend="claude", idle=60, extra="")
+    gateway = "  implementer: {model: 'anthropic:claude-sonnet-4-5', api_base: 'http://gw.local', api_key_env: GW_CRED}"
+    write_workflow(repo, text.replace("  implementer: anthropic:claude-sonnet-4-5", gateway))
+    result = aethr("run", "task", "--show-prompt", cwd=repo, env={"GW_CRED": "credential-without-a-key-suffix"})
+    assert result.code == 0, result.both
+    assert "ANTHROPIC_BASE_URL=http://gw.local ANTHROPIC_API_KEY='****'" in result.out
+    assert "credential-without" not in result.both

@@ -213,7 +213,8 @@ class AgentBackend:
         set for it, then the command (the prompt goes on stdin); keys masked."""
         home = None if request.inherit_user_config else Path(tempfile.gettempdir()) / "aethr-agent-XXXX"
         env = self.environment(request, home)
-        added = [f"{k}={shlex.quote(v)}" for k, v in env.items() if os.environ.get(k) != v and k != "PWD"]
+        shown = {k: "****" if k == self.cli_key else v for k, v in env.items() if os.environ.get(k) != v}
+        added = [f"{k}={shlex.quote(v)}" for k, v in shown.items() if k != "PWD"]
         command = [self._binary or self.program, *self.arguments(request, home)]
         return sensitive.mask(" ".join([*added, *map(shlex.quote, command)]) + " < prompt")
 
