@@ -214,3 +214,19 @@ def test_fail_on_revise_without_a_loop_exits_5_and_writes_the_output(repo: Path,
         )
     else:
         assert "verdict: **revise**" in text and "Found a bug." in text
+
+
+@pytest.mark.parametrize("include", [False, True])
+def test_the_step_summary_holds_model_text_only_when_asked(tmp_path: Path, include: bool) -> None:
+    from aethr.events import RunStarted, StepFinished, Usage
+    from aethr.report import Report, ReportOptions
+
+    summary = tmp_path / "summary.md"
+    report = Report(ReportOptions(summary_include_output=include), {"GITHUB_STEP_SUMMARY": str(summary)})
+    report.emit(RunStarted("w", "task", "mock", ()))
+    finished = StepFinished("review", "reviewer", None, 1, 0.1, Usage(3, 4, None), "MODEL-TEXT\nReview status: pass")
+    report.emit(finished)
+    report.close(0, None)
+    text = summary.read_text()
+    assert "verdict: **pass**" in text and "| review | reviewer | - | 1 | ok | 0.1s | 3+4 |" in text
+    assert ("MODEL-TEXT" in text) is include
