@@ -329,3 +329,15 @@ def test_a_key_from_api_key_env_is_masked_in_the_shown_command_line(repo: Path) 
     assert result.code == 0, result.both
     assert "ANTHROPIC_BASE_URL=http://gw.local ANTHROPIC_API_KEY='****'" in result.out
     assert "credential-without" not in result.both
+
+
+CUT = {"claude": "stream_truncated", "codex": "stream disconnected", "gemini": "ended without a finish reason"}
+
+
+@each_agent
+def test_a_cut_stream_fails_the_step_with_the_agents_reason(agent: Agent, tmp_path: Path, server: FakeOpenAI) -> None:
+    repo = setup(tmp_path, agent)
+    server.script = [{"kind": "drop", "text": "partial answ"}]
+    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
+    assert result.code == 1, result.both
+    assert CUT[agent.name] in result.err, result.err

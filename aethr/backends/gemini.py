@@ -11,8 +11,9 @@ in this project. Permissions: `--approval-mode auto_edit`, or `yolo` with
 `unsafe_permissions`.
 
 Its stream-json events: `message` (assistant text, in pieces), `tool_use` and
-`tool_result` (shown), and the last, `result`, with the status and tokens (no cost:
-priced through LiteLLM's table). Its exit codes name the failure (41 auth, 42 input,
+`tool_result` (shown), `error` (a notice, and the reason of a failed run: a cut
+stream says so there), and the last, `result`, with the status and tokens (no
+cost: priced through LiteLLM's table). Its exit codes name the failure (41 auth, 42 input,
 44 sandbox, 52 config, 53 turn limit). A call that cannot connect is retried with
 back-off for minutes: aethr ends the step at the second failed attempt it reports.
 """
@@ -90,6 +91,9 @@ class _GeminiRun(AgentRun):
             what = self.tools.get(str(event.get("tool_id")), "a tool")
             error = as_dict(event.get("error")).get("message")
             self.say(f"· {what}: {event.get('status', '?')}{f' ({error})' if error else ''}\n")
+        elif kind == "error":  # e.g. "Model stream ended without a finish reason." (a cut stream)
+            self.errors.append(str(event.get("message") or "an error"))
+            self.note(f"Gemini CLI: {self.errors[-1]}")
         elif kind == "result":
             self.result = event
             stats = as_dict(event.get("stats"))
@@ -112,7 +116,7 @@ class _GeminiRun(AgentRun):
     def check(self, code: int, stderr: tuple[str, ...]) -> None:
         self._end_line()
         error = as_dict((self.result or {}).get("error"))
-        reason = str(error.get("message") or "")
+        reason = str(error.get("message") or (self.errors[-1] if self.errors else ""))
         if code == 41 or any(mark in reason for mark in _REFUSED_KEY):
             raise self.refused_key(self.backend, reason or _EXITS[41])
         if self.result is not None and self.result.get("status") == "success" and code == 0:
