@@ -133,6 +133,13 @@ steps:
 """
 
 
+def shell_script(path: Path, body: str) -> Path:
+    """An executable `/bin/sh` script at `path` (an editor, an agent or tool stand-in)."""
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
 def write_workflow(root: Path, text: str) -> Path:
     path = root / ".aethr.yaml"
     path.write_text(text)

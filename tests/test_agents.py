@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, git, make_repo, write_workflow
+from tests.conftest import aethr, git, make_repo, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 Script = list[dict[str, object]]
@@ -311,9 +311,7 @@ def test_unsafe_permissions_as_root_are_refused_before_the_run(repo: Path) -> No
 
 @pytest.mark.parametrize("agent", AGENTS, ids=[a.name for a in AGENTS])
 def test_an_agent_that_stops_without_its_final_event_fails(agent: Agent, repo: Path, tmp_path: Path) -> None:
-    fake = tmp_path / "agent"
-    fake.write_text('#!/bin/sh\ncat >/dev/null\necho \'{"type": "init"}\'\nexit 0\n')
-    fake.chmod(0o755)
+    fake = shell_script(tmp_path / "agent", 'cat >/dev/null\necho \'{"type": "init"}\'\nexit 0')
     write_workflow(repo, WORKFLOW.format(model=agent.model, backend=agent.name, idle=60, extra=""))
     env = {"AETHR_LIVE": "1", f"AETHR_{agent.name.upper()}_BIN": str(fake), agent.key: "sk-test-x"}
     result = aethr("run", "task", cwd=repo, env={**env, "OPENAI_API_KEY": "sk-test-x"})

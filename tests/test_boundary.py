@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import MOCK_TWO_STEPS, aethr, make_repo, write_workflow
+from tests.conftest import MOCK_TWO_STEPS, aethr, make_repo, shell_script, write_workflow
 from tests.test_opencode import _none_left, _processes_running
 
 AGENT = """\
@@ -34,10 +34,7 @@ TWO_STEPS = MOCK_TWO_STEPS
 
 
 def fake_agent(folder: Path, body: str) -> Path:
-    path = folder / "fake-opencode"
-    path.write_text(f"#!/bin/sh\ncat > /dev/null\n{body}\n")
-    path.chmod(0o755)
-    return path
+    return shell_script(folder / "fake-opencode", f"cat > /dev/null\n{body}")
 
 
 def agent_env(binary: Path) -> dict[str, str]:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import MOCK_TWO_STEPS, aethr, git, make_repo, write_workflow
+from tests.conftest import MOCK_TWO_STEPS, aethr, git, make_repo, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 RECIPE = Path(__file__).parent.parent / "examples" / "github" / "aethr-review.yml"
@@ -47,11 +47,9 @@ def pull_request(tmp_path: Path) -> Path:
 def gh_stub(tmp_path: Path) -> Path:
     folder = tmp_path / "stub-bin"
     folder.mkdir()
-    stub = folder / "gh"
     # It records its arguments; `--edit-last` fails, as with no earlier comment of this job.
     calls = tmp_path / "gh-calls"
-    stub.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{calls}"\ncase "$*" in *--edit-last*) exit 1;; esac\n')
-    stub.chmod(0o755)
+    shell_script(folder / "gh", f'printf "%s\\n" "$*" >> "{calls}"\ncase "$*" in *--edit-last*) exit 1;; esac')
     return folder
 
 
@@ -184,9 +182,7 @@ def test_run_finished_is_the_last_line_on_success_failure_and_ctrl_c(repo: Path,
 def test_ci_with_no_task_exits_2_without_an_editor(repo: Path, tmp_path: Path) -> None:
     write_workflow(repo, MOCK_TWO_STEPS)
     marker = tmp_path / "editor-ran"
-    editor = tmp_path / "editor"
-    editor.write_text(f"#!/bin/sh\ntouch {marker}\n")
-    editor.chmod(0o755)
+    editor = shell_script(tmp_path / "editor", f"touch {marker}")
     result = aethr("run", cwd=repo, env={"CI": "true", "AETHR_EDITOR": str(editor)})
     assert result.code == 2 and "CI is set" in result.err, result.both
     assert not marker.exists()

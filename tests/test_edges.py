@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MOCK_TWO_STEPS, aethr, make_repo, write_workflow
+from tests.conftest import MOCK_TWO_STEPS, aethr, make_repo, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 from tests.test_resume import FAIL, KEY, THREE, checkpoints, env, resume_path
 
@@ -77,10 +77,8 @@ def test_an_interrupt_while_litellm_imports_exits_130_and_leaves_nothing(
 
 def test_an_interrupt_while_the_editor_is_open_exits_130(repo: Path, tmp_path: Path) -> None:
     write_workflow(repo, MOCK_TWO)
-    editor = tmp_path / "slow-editor"
     started = tmp_path / "editor-started"
-    editor.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 62.5\n")
-    editor.chmod(0o755)
+    editor = shell_script(tmp_path / "slow-editor", f"touch {started}\nexec sleep 62.5")
     proc = _spawn(["run"], repo, {"AETHR_EDITOR": str(editor)}, tty=True)
     _wait_until(started.exists)
     _interrupted(proc, signal.SIGINT)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, git, make_repo, write_workflow
+from tests.conftest import aethr, git, make_repo, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 BINARY = os.environ.get("AETHR_TEST_OPENCODE", "")
@@ -226,9 +226,7 @@ def test_missing_binary_exits_4(repo: Path) -> None:
 
 
 def test_outside_git_exits_4(tmp_path: Path) -> None:
-    fake_bin = tmp_path / "opencode"
-    fake_bin.write_text("#!/bin/sh\nexit 0\n")
-    fake_bin.chmod(0o755)
+    fake_bin = shell_script(tmp_path / "opencode", "exit 0")
     project = tmp_path / "project"
     project.mkdir()
     write_workflow(project, WORKFLOW.format(unsafe="false", timeout=60))
@@ -240,9 +238,7 @@ def test_outside_git_exits_4(tmp_path: Path) -> None:
 
 def test_mock_mode_never_starts_opencode(repo: Path, tmp_path: Path) -> None:
     tripwire = tmp_path / "started"
-    fake_bin = tmp_path / "opencode"
-    fake_bin.write_text(f"#!/bin/sh\ntouch {tripwire}\necho changed > README.md\n")
-    fake_bin.chmod(0o755)
+    fake_bin = shell_script(tmp_path / "opencode", f"touch {tripwire}\necho changed > README.md")
     write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=60))
     before = git(repo, "status", "--porcelain")
     result = aethr("run", "task", cwd=repo, env={"AETHR_OPENCODE_BIN": str(fake_bin)})

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import aethr, write_workflow
+from tests.conftest import aethr, shell_script, write_workflow
 
 LOOP = """\
 workflow: loop
@@ -207,10 +207,7 @@ def _run_in_pty(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, s
 
 def _editor(folder: Path, script: str) -> dict[str, str]:
     """An AETHR_EDITOR that runs `script` (a sh body; "$1" is the task file)."""
-    editor = folder / "editor.sh"
-    editor.write_text(f"#!/bin/sh\n{script}\n")
-    editor.chmod(0o755)
-    return {"AETHR_EDITOR": str(editor)}
+    return {"AETHR_EDITOR": str(shell_script(folder / "editor.sh", script))}
 
 
 def test_task_from_the_editor(repo: Path, tmp_path: Path) -> None:
