@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aethr.errors import UsageError
-from aethr.names import AGENT_PROVIDERS
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_FIRST_BYTE = 25.0
@@ -78,6 +77,8 @@ def load(dotenv: Path) -> Settings:
         problem = model_problem(override)
         if problem:
             raise UsageError(f"AETHR_MODEL={override!r}: {problem}", hint="fix or unset AETHR_MODEL")
+    from aethr.names import AGENT_PROVIDERS
+
     timeout = _seconds(env, "AETHR_TIMEOUT", DEFAULT_TIMEOUT)
     mock = env.get("AETHR_MOCK_RESPONSES", "").strip()
     return Settings(
