@@ -42,6 +42,7 @@ class RunState:
     latest: Artifact | None = None
     fingerprint: Fingerprint | None = None
     spent: Usage = field(default_factory=Usage)  # every step's usage, failed ones included
+    params: dict[str, str] = field(default_factory=dict)  # the resolved parameter values, replayed on resume
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class RunState:
             "passes": self.passes,
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
             "spent": dataclasses.asdict(self.spent),
+            "params": self.params,
             "latest_step": self.latest.step_id if self.latest else None,
             "results": [r.to_dict() for r in self.results],
         }
@@ -92,6 +94,7 @@ class RunState:
                 latest=latest,
                 fingerprint=Fingerprint.from_dict(data["fingerprint"]),
                 spent=usage_from_dict(data["spent"]),
+                params={_str(k): _str(v) for k, v in _dict(data.get("params", {})).items()},
             )
         except (KeyError, TypeError, ValueError, StopIteration, AttributeError) as exc:
             raise CheckpointError(f"the checkpoint has the wrong shape ({type(exc).__name__}: {exc})") from None

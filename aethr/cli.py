@@ -48,6 +48,12 @@ class OutputFormat(StrEnum):
 ContextOpt = Annotated[
     list[str] | None, typer.Option("--context", help="Add a context source to every model and agent step (repeatable).")
 ]
+PresetOpt = Annotated[
+    str | None, typer.Option("--preset", help="Run a built-in preset; writes no file (`aethr init --list`).")
+]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="A workflow parameter, NAME=VALUE (repeatable).")
+]
 FailOnReviseOpt = Annotated[
     bool, typer.Option("--fail-on-revise", help="Exit 5 when the final review says revise (a CI gate).")
 ]
@@ -152,20 +158,30 @@ def init(
 
 
 @app.command()
-def validate(config: ConfigOpt = None, verbose: VerboseOpt = False) -> None:
-    """Check the workflow file without running anything."""
+def validate(config: ConfigOpt = None, param: ParamOpt = None, verbose: VerboseOpt = False) -> None:
+    """Check the workflow file without running anything; list its parameters' values."""
     _set_verbose(verbose)
     from aethr.config import load
+    from aethr.params import resolve
     from aethr.project import require_config
+    from aethr.rules import unused_params
 
-    path = require_config(Path.cwd(), config).config
-    assert path is not None
-    wf = load(path)
+    found = require_config(Path.cwd(), config)
+    assert found.config is not None
+    wf = load(found.config)
     loops = sum(1 for s in wf.steps if s.repeat)
     typer.echo(
-        f"{path}: ok · workflow {wf.workflow} · {len(wf.steps)} step(s) · {len(wf.roles)} role(s)"
+        f"{found.config}: ok · workflow {wf.workflow} · {len(wf.steps)} step(s) · {len(wf.roles)} role(s)"
         + (f" · {loops} loop(s)" if loops else "")
     )
+    values = resolve(wf.params, list(param or ()), found.root, None, missing_ok=True)
+    for name, declared in wf.params.items():
+        value = f"{values[name].text!r} ({values[name].source})" if name in values else "(required: give -p)"
+        typer.echo(
+            f"  param {name} = {value} · {declared.type}{f' · {declared.description}' if declared.description else ''}"
+        )
+    for name in unused_params(wf):
+        typer.echo(f"aethr: warning: parameter '{name}' is declared but never used", err=True)
 
 
 @app.command()
@@ -203,10 +219,9 @@ def run(
     exec_commands: Annotated[
         bool, typer.Option("--exec-commands", help="In a mock run, run the workflow's run: steps for real.")
     ] = False,
-    preset: Annotated[
-        str | None, typer.Option("--preset", help="Run a built-in preset; writes no file (`aethr init --list`).")
-    ] = None,
+    preset: PresetOpt = None,
     context: ContextOpt = None,
+    param: ParamOpt = None,
     fail_on_revise: FailOnReviseOpt = False,
     output: OutputOpt = None,
     output_format: OutputFormatOpt = OutputFormat.md,
@@ -233,6 +248,7 @@ def run(
         fail_on_revise=fail_on_revise,
         context=tuple(context or ()),
         preset=preset,
+        params=tuple(param or ()),
         report=ReportOptions(json_, output, output_format.value, summary_include_output),
     )
     try:

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    StringConstraints,
     ValidationError,
     WithJsonSchema,
     model_validator,
@@ -29,6 +30,7 @@ from pydantic import (
 from aethr import CONFIG_NAME
 from aethr.errors import ConfigError
 from aethr.names import CONTEXT_FORMS, ContextSource, parse_context_source
+from aethr.params import NAME_PATTERN, Param
 from aethr.rules import Loc, Problem, cross_check
 
 ContextSpec = Annotated[
@@ -103,6 +105,9 @@ class Step(_Strict):
     idle_timeout: float | None = Field(
         None, gt=0, description="Seconds without output before the step is stopped (agents 180, models 60)."
     )
+    prompt: str | None = Field(
+        None, min_length=1, description="An instruction added to this step's prompt ({{params.NAME}} allowed)."
+    )
     context: list[ContextSpec] = Field(default_factory=list)
     history_visibility: Literal["all", "latest", "summary", "none"] = "all"
     timeout: float | None = Field(None, gt=0, description="Seconds per model call, agent run or command.")
@@ -147,6 +152,11 @@ class Workflow(_Strict):
     )
     prices: dict[str, Price] = Field(
         default_factory=dict, description="Model -> USD per million input and output tokens, for unpriced models."
+    )
+    params: dict[Annotated[str, StringConstraints(pattern=NAME_PATTERN)], Param] = Field(
+        default_factory=dict,
+        description="Name -> parameter, given with -p NAME=VALUE and used as {{params.NAME}}.",
+        json_schema_extra={"additionalProperties": False},  # names are lowercase identifiers
     )
     steps: list[Step] = Field(min_length=1)
 

@@ -92,6 +92,8 @@ def build(
     if guidance:
         sections.append(f"# Guidance from the workflow '{workflow.workflow}'\n{guidance}")
     sections.append(f"# Task\n{task.strip()}")
+    if step.prompt:
+        sections.append(f"# Instruction for this step\n{step.prompt.strip()}")
     visible = select_history(history, step.history_visibility)
     if visible:
         sections.append(f"# Earlier steps\n{_history(visible, step.history_visibility)}")

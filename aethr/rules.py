@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
 from aethr.names import AGENT_PROVIDERS, litellm_model_name, model_problem
+from aethr.params import REFERENCE
 
 if TYPE_CHECKING:
     import yaml
@@ -24,6 +25,7 @@ _AGENT_KEYS = (
     "unsafe_permissions",
     "inherit_user_config",
     "idle_timeout",
+    "prompt",
 )
 _COMMAND_KEYS = ("cwd", "env", "ok_exit_codes", "allow_failure", "output_tokens")
 
@@ -51,6 +53,7 @@ def cross_check(wf: Workflow) -> list[Problem]:
         if problem:
             where = ("models", role, "model") if wf.entry_of(role) else ("models", role)
             problems.append(Problem(where, f"models.{role}: {problem}"))
+    problems += _param_references(wf)
     seen: dict[str, int] = {}
     for i, step in enumerate(wf.steps):
         if step.id in seen:
@@ -111,6 +114,44 @@ def _command_step(i: int, step: Step) -> list[Problem]:
         if pure.is_absolute() or ".." in pure.parts:
             msg = f"step '{step.id}': cwd must be a folder inside the project root, relative to it"
             found.append(Problem(("steps", i, "cwd"), msg))
+    return found
+
+
+def _templates(wf: Workflow) -> list[tuple[Loc, str]]:
+    """Every text where `{{params.NAME}}` is replaced, with where it stands."""
+    found: list[tuple[Loc, str]] = [(("roles", role), text) for role, text in wf.roles.items()]
+    for i, step in enumerate(wf.steps):
+        found += [(("steps", i, "context", n), source.arg) for n, source in enumerate(step.context)]
+        if step.prompt is not None:
+            found.append((("steps", i, "prompt"), step.prompt))
+        if step.repeat is not None and step.repeat.until_contains is not None:
+            found.append((("steps", i, "repeat", "until_contains"), step.repeat.until_contains))
+    return found
+
+
+def unused_params(wf: Workflow) -> list[str]:
+    """Declared parameters no text refers to (a warning, not an error)."""
+    used = {name for _, text in _templates(wf) for name in REFERENCE.findall(text)}
+    return [name for name in wf.params if name not in used]
+
+
+def _param_references(wf: Workflow) -> list[Problem]:
+    """A reference names a declared parameter; a `run:` line has none: values reach it as variables."""
+    declared = list(wf.params)
+    found = []
+    for loc, text in _templates(wf):
+        for name in REFERENCE.findall(text):
+            if name not in declared:
+                msg = f"{{{{params.{name}}}}} names no parameter{_near(name, declared)}; declare it under `params:`"
+                found.append(Problem(loc, msg))
+    for i, step in enumerate(wf.steps):
+        lines = [step.run] if isinstance(step.run, str) else (step.run or [])
+        for name in dict.fromkeys(n for line in lines for n in REFERENCE.findall(line)):
+            msg = (
+                f"step '{step.id}': {{{{params.{name}}}}} in `run:` would splice a value into code; "
+                f'read the variable "$AETHR_PARAM_{name.upper()}" instead'
+            )
+            found.append(Problem(("steps", i, "run"), msg))
     return found
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aethr import CONFIG_NAME, checkpoint, estimate, fingerprint, project, resume, runstore
+from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends import Backends
 from aethr.config import Workflow
@@ -27,7 +28,7 @@ from aethr.errors import (
     RevisionRequested,
     UsageError,
 )
-from aethr.events import EventSink
+from aethr.events import EventSink, Notice
 from aethr.executor import Durability, Executor
 from aethr.report import Report, ReportOptions
 from aethr.settings import Settings
@@ -49,6 +50,7 @@ class RunOptions(NamedTuple):
     fail_on_revise: bool = False  # a final `revise` verdict exits 5
     context: tuple[str, ...] = ()  # --context: sources added to every model and agent step
     preset: str | None = None  # --preset: a built-in workflow instead of the file
+    params: tuple[str, ...] = ()  # -p NAME=VALUE
     report: ReportOptions = ReportOptions()  # --output, the step summary
 
 
@@ -137,7 +139,6 @@ def _run(options: RunOptions, report: Report) -> None:
     show_prompt = options.show_prompt or options.estimate  # an estimate is a preview, shown as a table
     if show_prompt and options.resume:
         raise UsageError("--show-prompt and --estimate do not go together with --resume-checkpoint")
-
     task = options.task
     state = None
     checkpoint_path = None
@@ -146,6 +147,9 @@ def _run(options: RunOptions, report: Report) -> None:
         state = checkpoint.load(checkpoint_path)
         resume.check(state, workflow, task, config_path)
         settings = resume.settle_mode(state, settings)
+    values = _values(options, workflow, root, settings, state)
+    raw_digest = workflow.digest()  # of the file (and --context), before substitution
+    workflow = params_mod.apply(workflow, values)
     uses_litellm = settings.live and not show_prompt and any(s.kind == "model" for s in workflow.steps)
     if uses_litellm:
         from aethr.backends.live import preload
@@ -172,6 +176,7 @@ def _run(options: RunOptions, report: Report) -> None:
     leave_out = config_path.resolve().relative_to(root).as_posix()
     if show_prompt:
         assert task is not None
+        _list_values(values, sink)
         executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
         executor.run(executor.new_state(task))
         return
@@ -180,11 +185,39 @@ def _run(options: RunOptions, report: Report) -> None:
         assert task is not None
         state = executor.new_state(task)
         state.mode, state.model_override = settings.mode, settings.model_override
+        state.workflow_digest, state.params = raw_digest, {name: v.text for name, v in values.items()}
     _run_kept(executor, state, config_path, checkpoint_path, options.force_resume)
     if options.fail_on_revise and report.verdict == "revise":
         raise RevisionRequested(
             "the review's verdict is revise (--fail-on-revise)", hint="read the review, change the code, run it again"
         )
+
+
+def _values(
+    options: RunOptions, workflow: Workflow, root: Path, settings: Settings, state: checkpoint.RunState | None
+) -> dict[str, params_mod.Value]:
+    """The parameter values: a resume replays the checkpoint's; otherwise -p, defaults, and on
+    a terminal (never with CI set) a question for a missing required one."""
+    if state is not None:
+        if options.params:
+            raise UsageError("-p does not go with --resume-checkpoint: a resume replays the run's own values")
+        return {name: params_mod.Value(text, "checkpoint") for name, text in state.params.items()}
+    ask = _ask if sys.stdin.isatty() and not settings.unattended else None
+    return params_mod.resolve(workflow.params, list(options.params), root, ask)
+
+
+def _list_values(values: dict[str, params_mod.Value], sink: EventSink) -> None:
+    """A preview says which values it used, and where each came from."""
+    if values:
+        listed = ", ".join(f"{name}={value.text!r} ({value.source})" for name, value in values.items())
+        sink.emit(Notice("", f"params: {listed}"))
+
+
+def _ask(name: str, param: params_mod.Param) -> str:
+    about = f" ({param.type}{f': {param.description}' if param.description else ''})"
+    sys.stderr.write(f"aethr: parameter {name}{about}: ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
 
 
 def _workflow(options: RunOptions) -> tuple[project.Project, Workflow]:

@@ -106,6 +106,7 @@ def test_schema_is_json_and_matches_the_shipped_file(tmp_path: Path) -> None:
         "max_cost",
         "env_passthrough",
         "prices",
+        "params",
         "steps",
     }
     assert schema["additionalProperties"] is False
