@@ -48,11 +48,29 @@ class OutputFormat(StrEnum):
 ContextOpt = Annotated[
     list[str] | None, typer.Option("--context", help="Add a context source to every model and agent step (repeatable).")
 ]
+EstimateOpt = Annotated[
+    bool, typer.Option("--estimate", help="Print what each step will cost (tokens, USD); call nothing.")
+]
+MaxCostOpt = Annotated[
+    float | None, typer.Option("--max-cost", help="Stop the run at this spend in USD (exit 6).", min=0.000001)
+]
+ResumeOpt = Annotated[
+    str | None, typer.Option("--resume-checkpoint", help="Continue a failed run: a checkpoint path, @PATH, or 'last'.")
+]
+ForceResumeOpt = Annotated[
+    bool, typer.Option("--force-resume", help="Resume even if the repository changed since the checkpoint.")
+]
+ExecCommandsOpt = Annotated[
+    bool, typer.Option("--exec-commands", help="In a mock run, run the workflow's run: steps for real.")
+]
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", help="Run a built-in preset; writes no file (`aethr init --list`).")
 ]
 ParamOpt = Annotated[
     list[str] | None, typer.Option("--param", "-p", help="A workflow parameter, NAME=VALUE (repeatable).")
+]
+SaveOpt = Annotated[
+    Path | None, typer.Option("--save-workflow", help="Once the run finishes, save its workflow here (promotion).")
 ]
 FailOnReviseOpt = Annotated[
     bool, typer.Option("--fail-on-revise", help="Exit 5 when the final review says revise (a CI gate).")
@@ -202,26 +220,16 @@ def run(
         bool, typer.Option("--show-prompt", help="Print every step's prompt; call no model.")
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="One JSON event per line on stdout.")] = False,
-    estimate: Annotated[
-        bool, typer.Option("--estimate", help="Print what each step will cost (tokens, USD); call nothing.")
-    ] = False,
-    max_cost: Annotated[
-        float | None, typer.Option("--max-cost", help="Stop the run at this spend in USD (exit 6).", min=0.000001)
-    ] = None,
-    resume_checkpoint: Annotated[
-        str | None,
-        typer.Option("--resume-checkpoint", help="Continue a failed run: a checkpoint path, @PATH, or 'last'."),
-    ] = None,
-    force_resume: Annotated[
-        bool,
-        typer.Option("--force-resume", help="Resume even if the repository changed since the checkpoint."),
-    ] = False,
-    exec_commands: Annotated[
-        bool, typer.Option("--exec-commands", help="In a mock run, run the workflow's run: steps for real.")
-    ] = False,
+    estimate: EstimateOpt = False,
+    max_cost: MaxCostOpt = None,
+    resume_checkpoint: ResumeOpt = None,
+    force_resume: ForceResumeOpt = False,
+    exec_commands: ExecCommandsOpt = False,
     preset: PresetOpt = None,
     context: ContextOpt = None,
     param: ParamOpt = None,
+    save_workflow: SaveOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Let --save-workflow replace a file.")] = False,
     fail_on_revise: FailOnReviseOpt = False,
     output: OutputOpt = None,
     output_format: OutputFormatOpt = OutputFormat.md,
@@ -249,6 +257,8 @@ def run(
         context=tuple(context or ()),
         preset=preset,
         params=tuple(param or ()),
+        save_workflow=save_workflow,
+        force=force,
         report=ReportOptions(json_, output, output_format.value, summary_include_output),
     )
     try:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import CONFIG_NAME, checkpoint, estimate, fingerprint, project, resume, runstore
+from aethr import CONFIG_NAME, checkpoint, estimate, fingerprint, project, promote, resume, runstore
 from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends import Backends
@@ -51,6 +51,8 @@ class RunOptions(NamedTuple):
     context: tuple[str, ...] = ()  # --context: sources added to every model and agent step
     preset: str | None = None  # --preset: a built-in workflow instead of the file
     params: tuple[str, ...] = ()  # -p NAME=VALUE
+    save_workflow: Path | None = None  # --save-workflow: promote the run to a workflow file
+    force: bool = False  # --force: --save-workflow may replace a file
     report: ReportOptions = ReportOptions()  # --output, the step summary
 
 
@@ -140,15 +142,14 @@ def _run(options: RunOptions, report: Report) -> None:
     if show_prompt and options.resume:
         raise UsageError("--show-prompt and --estimate do not go together with --resume-checkpoint")
     task = options.task
-    state = None
-    checkpoint_path = None
-    if options.resume:
-        checkpoint_path = resume.resolve(options.resume, root)
-        state = checkpoint.load(checkpoint_path)
-        resume.check(state, workflow, task, config_path)
-        settings = resume.settle_mode(state, settings)
+    state, checkpoint_path, settings = _resumed(options, workflow, root, config_path, settings)
     values = _values(options, workflow, root, settings, state)
-    raw_digest = workflow.digest()  # of the file (and --context), before substitution
+    if options.save_workflow is not None:
+        promote.check_target(options.save_workflow, options.force)
+        if state is not None:  # a failed run is promoted from its checkpoint, without running
+            _promote(options, workflow, values, settings, state.task, state.model_override)
+            return
+    raw, raw_digest = workflow, workflow.digest()  # of the file (and --context), before substitution
     workflow = params_mod.apply(workflow, values)
     uses_litellm = settings.live and not show_prompt and any(s.kind == "model" for s in workflow.steps)
     if uses_litellm:
@@ -161,10 +162,7 @@ def _run(options: RunOptions, report: Report) -> None:
     cap = min(caps) if caps else None  # the lowest cap wins
     if cap is not None and not show_prompt:
         _check_cap(cap, backends, state)
-    if state is None and task is None:
-        task = ask_task(settings)
-    elif state is None and task is not None and not task.strip():
-        raise UsageError("the task is empty: nothing to do")
+    task = _task(task, settings) if state is None else task
     if not uses_litellm:
         # A live model run re-enables it after the first call (backends.live), so that the
         # LiteLLM import in the background is not collected through.
@@ -178,7 +176,9 @@ def _run(options: RunOptions, report: Report) -> None:
         assert task is not None
         _list_values(values, sink)
         executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
-        executor.run(executor.new_state(task))
+        preview = executor.run(executor.new_state(task))
+        if options.save_workflow is not None:
+            _promote(options, raw, values, settings, preview.task, settings.model_override)
         return
     executor = Executor(workflow, root, backends, sink, None, config_file=leave_out, cap=cap)
     if state is None:
@@ -187,10 +187,49 @@ def _run(options: RunOptions, report: Report) -> None:
         state.mode, state.model_override = settings.mode, settings.model_override
         state.workflow_digest, state.params = raw_digest, {name: v.text for name, v in values.items()}
     _run_kept(executor, state, config_path, checkpoint_path, options.force_resume)
+    if options.save_workflow is not None:
+        _promote(options, raw, values, settings, state.task, state.model_override)
     if options.fail_on_revise and report.verdict == "revise":
         raise RevisionRequested(
             "the review's verdict is revise (--fail-on-revise)", hint="read the review, change the code, run it again"
         )
+
+
+def _task(task: str | None, settings: Settings) -> str:
+    """The task of a new run: the argument, or written in the editor."""
+    if task is None:
+        return ask_task(settings)
+    if not task.strip():
+        raise UsageError("the task is empty: nothing to do")
+    return task
+
+
+def _resumed(
+    options: RunOptions, workflow: Workflow, root: Path, config_path: Path, settings: Settings
+) -> tuple[checkpoint.RunState | None, Path | None, Settings]:
+    """With --resume-checkpoint: the checkpoint, checked against this workflow, and the mode it ran in."""
+    if not options.resume:
+        return None, None, settings
+    path = resume.resolve(options.resume, root)
+    state = checkpoint.load(path)
+    resume.check(state, workflow, options.task, config_path)
+    return state, path, resume.settle_mode(state, settings)
+
+
+def _promote(
+    options: RunOptions,
+    workflow: Workflow,
+    values: dict[str, params_mod.Value],
+    settings: Settings,
+    task: str,
+    model_override: str | None,
+) -> None:
+    """--save-workflow: the run's effective workflow, as an editable file."""
+    assert options.save_workflow is not None
+    caps = [c for c in (options.max_cost, settings.max_cost) if c is not None]
+    data = promote.effective(workflow, values, model_override, min(caps) if caps else None)
+    promote.save(options.save_workflow, data, task, options.force)
+    sys.stderr.write(f"aethr: saved this run's workflow to {options.save_workflow}\n")
 
 
 def _values(

@@ -169,3 +169,44 @@ def test_the_json_schema_accepts_every_preset_and_rejects_a_bad_params_block() -
         jsonschema.validate(bad, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(yaml.safe_load(TYPED.replace("  loud:", "  Loud:")), schema)
+
+
+def _prompts(out: str) -> list[str]:
+    return [json.loads(line)["prompt"] for line in out.splitlines() if '"prompt_built"' in line]
+
+
+def test_a_saved_workflow_validates_and_builds_the_same_prompts(repo: Path, server: FakeOpenAI) -> None:
+    (repo / "spec.md").write_text("the spec\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "spec")
+    given = ("-p", "focus=TYPOS\nand: grammar", "--context", "file:spec.md", "--max-cost", "0.25")
+    one_off = ("run", "review it", "--preset", "review-existing-diff", *given, "--json")
+    env = {"AETHR_MODEL": "openai:gpt-4o", "OPENAI_API_KEY": "sk-test-0123456789", "OPENAI_API_BASE": server.base_url}
+    ran = aethr(*one_off, "--save-workflow", "saved.yaml", cwd=repo, env=env)
+    assert ran.code == 0, ran.both
+    saved = (repo / "saved.yaml").read_text()
+    assert saved.startswith("# Saved by aethr") and "review it" in saved.splitlines()[1]
+    data = yaml.safe_load(saved)
+    assert data["models"] == {"reviewer": "openai:gpt-4o"} and data["max_cost"] == 0.25
+    assert data["params"]["focus"]["default"] == "TYPOS\nand: grammar"
+    assert aethr("validate", "--config", "saved.yaml", cwd=repo).code == 0
+    git(repo, "add", "saved.yaml")  # committed, as a team would: an untracked workflow file is noted in git_diff
+    git(repo, "commit", "-qm", "the saved workflow")
+    again = aethr("run", "review it", "--config", "saved.yaml", "--json", cwd=repo, env=env)
+    assert again.code == 0, again.both
+    assert _prompts(again.out) == _prompts(ran.out), "the same prompts, byte for byte"
+    refused = aethr(*one_off, "--save-workflow", "saved.yaml", cwd=repo)
+    assert refused.code == 2 and "already exists" in refused.err and yaml.safe_load(saved) == data
+
+
+def test_a_failed_run_is_promoted_from_its_checkpoint(repo: Path, tmp_path: Path) -> None:
+    text = OTHER.replace(" and {{params.missing_not}}", "") + "  - id: second\n    role: writer\n"
+    write_workflow(repo, text)
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["first"]))
+    failed = aethr("run", "task", "-p", "note=KEPT", cwd=repo, env={"AETHR_MOCK_RESPONSES": str(replies)})
+    assert failed.code == 1, failed.both
+    promoted = aethr("run", "--resume-checkpoint", "last", "--save-workflow", "kept.yaml", cwd=repo)
+    assert promoted.code == 0, promoted.both
+    assert yaml.safe_load((repo / "kept.yaml").read_text())["params"]["note"]["default"] == "KEPT"
+    assert aethr("validate", "--config", "kept.yaml", cwd=repo).code == 0
