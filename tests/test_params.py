@@ -210,3 +210,24 @@ def test_a_failed_run_is_promoted_from_its_checkpoint(repo: Path, tmp_path: Path
     assert promoted.code == 0, promoted.both
     assert yaml.safe_load((repo / "kept.yaml").read_text())["params"]["note"]["default"] == "KEPT"
     assert aethr("validate", "--config", "kept.yaml", cwd=repo).code == 0
+
+
+def test_on_a_terminal_a_missing_required_parameter_is_asked_for(repo: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    write_workflow(repo, TYPED.replace("default: calm", "required: true"))
+    controller, child = pty.openpty()
+    command = [sys.executable, "-m", "aethr", "run", "task", "--show-prompt"]
+    with subprocess.Popen(
+        command, cwd=repo, stdin=child, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        os.close(child)
+        os.write(controller, b"curt\n")
+        out, err = proc.communicate(timeout=60)
+    os.close(controller)
+    assert proc.returncode == 0, out + err
+    assert "aethr: parameter tone (choice: the tone): " in err
+    assert "tone='curt' (asked)" in out and "world 3 0.5 false curt README.md" in out
