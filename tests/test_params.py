@@ -95,6 +95,8 @@ def test_values_reach_the_prompt_literally_in_one_pass(repo: Path) -> None:
     assert result.code == 0, result.both
     assert f"Note: {value} · keep {{{{ github.sha }}}}" in result.out, "multi-line, not re-scanned, other {{…}} kept"
     assert "SHOULD-NOT-APPEAR" not in result.out.partition("aethr · workflow")[2], "only in the listing of values"
+    checked = aethr("validate", cwd=repo)
+    assert checked.code == 0 and "warning: parameter 'other' is declared but never used" in checked.err
 
 
 def test_an_undeclared_reference_and_a_reference_in_run_are_load_errors(repo: Path) -> None:
