@@ -339,3 +339,18 @@ def test_a_cut_stream_fails_the_step_with_the_agents_reason(agent: Agent, tmp_pa
     result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
     assert result.code == 1, result.both
     assert CUT[agent.name] in result.err, result.err
+
+
+def test_the_spend_cap_stops_claude_mid_run_with_its_tree(tmp_path: Path, server: FakeOpenAI) -> None:
+    """Claude Code's tokens are priced as a floor as each call finishes, so the cap can stop it
+    before its final cost arrives."""
+    agent = AGENTS[0]
+    repo = setup(tmp_path, agent)
+    server.script = [*agent.edit(repo)]  # three calls; the first one's price passes the cap
+    env = agent.env(server.base_url, tmp_path)
+    result = aethr("run", "task", "--max-cost", "0.00001", "--json", cwd=repo, env=env, timeout=120)
+    assert result.code == 6, result.both
+    events = [json.loads(line) for line in result.out.splitlines()]
+    assert any(e["event"] == "budget" and e["step_id"] == "implement" for e in events)
+    assert events[-1]["status"] == "spend_cap" and len(server.requests) < 3
+    assert left_in(repo) == []
