@@ -33,8 +33,8 @@ project's .env is read too.
 
 \b
 Exit codes: 0 success, 1 a step failed, 2 usage, 3 invalid workflow or
-checkpoint, 4 environment not ready, 5 a loop ran out of passes, 6 the spend
-cap was reached (5 also: --fail-on-revise and a final revise verdict),
+checkpoint, 4 environment not ready, 5 a loop ran out of passes (or, with
+--fail-on-revise, the final review says revise), 6 the spend cap was reached,
 70 internal error (a bug), 130 interrupted. Under --json the last line is
 always `run_finished`, with the exit code, status and verdict.
 """
@@ -46,7 +46,10 @@ class OutputFormat(StrEnum):
 
 
 ContextOpt = Annotated[
-    list[str] | None, typer.Option("--context", help="Add a context source to every model and agent step (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--context", metavar="SOURCE", help="Add a context source to every model and agent step (repeatable)."
+    ),
 ]
 EstimateOpt = Annotated[
     bool, typer.Option("--estimate", help="Print what each step will cost (tokens, USD); call nothing.")
@@ -67,7 +70,8 @@ PresetOpt = Annotated[
     str | None, typer.Option("--preset", help="Run a built-in preset; writes no file (`aethr init --list`).")
 ]
 ParamOpt = Annotated[
-    list[str] | None, typer.Option("--param", "-p", help="A workflow parameter, NAME=VALUE (repeatable).")
+    list[str] | None,
+    typer.Option("--param", "-p", metavar="NAME=VALUE", help="A workflow parameter, NAME=VALUE (repeatable)."),
 ]
 SaveOpt = Annotated[
     Path | None, typer.Option("--save-workflow", help="Once the run finishes, save its workflow here (promotion).")
