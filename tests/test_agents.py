@@ -346,11 +346,12 @@ def test_the_spend_cap_stops_claude_mid_run_with_its_tree(tmp_path: Path, server
     before its final cost arrives."""
     agent = AGENTS[0]
     repo = setup(tmp_path, agent)
-    server.script = [*agent.edit(repo)]  # three calls; the first one's price passes the cap
+    # The first call's price passes the cap; the second never answers: only the cap can end it.
+    server.script = [agent.edit(repo)[0], {"kind": "hang"}]
     env = agent.env(server.base_url, tmp_path)
     result = aethr("run", "task", "--max-cost", "0.00001", "--json", cwd=repo, env=env, timeout=120)
     assert result.code == 6, result.both
     events = [json.loads(line) for line in result.out.splitlines()]
     assert any(e["event"] == "budget" and e["step_id"] == "implement" for e in events)
-    assert events[-1]["status"] == "spend_cap" and len(server.requests) < 3
+    assert events[-1]["status"] == "spend_cap"
     assert left_in(repo) == []
