@@ -34,7 +34,8 @@ project's .env is read too.
 \b
 Exit codes: 0 success, 1 a step failed, 2 usage, 3 invalid workflow or
 checkpoint, 4 environment not ready, 5 a loop ran out of passes (or, with
---fail-on-revise, the final review says revise), 6 the spend cap was reached,
+--fail-on-revise, the final review says revise or gives no verdict), 6 the
+spend cap was reached,
 70 internal error (a bug), 130 interrupted. Under --json the last line is
 always `run_finished`, with the exit code, status and verdict.
 """

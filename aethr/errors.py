@@ -6,14 +6,18 @@
     ├── ConfigError           exit 3   the workflow file is invalid
     │   └── CheckpointError   exit 3   a checkpoint is missing, garbled or foreign
     ├── EnvironmentNotReady   exit 4   a key, a tool or the repository is not ready
-    ├── LoopExhausted         exit 5   a repeat loop ran out of passes
-    ├── RevisionRequested     exit 5   --fail-on-revise: the final review says revise
+    ├── LoopExhausted         exit 5   a repeat loop ran out of passes (status loop_exhausted)
+    ├── RevisionRequested     exit 5   --fail-on-revise: the review says revise (status revise)
+    ├── NoVerdict             exit 5   --fail-on-revise: no `Review status:` line (status no_verdict)
     ├── SpendCapReached       exit 6   the run reached its spend cap
     ├── InternalError         exit 70  a bug in aethr (any unexpected exception)
     └── Interrupted           exit 130 Ctrl-C or SIGTERM
 
 `boundary.py` is the only place that turns these into a message and an exit code.
-Exit codes are part of the interface: scripts and CI gate on them.
+Exit codes are part of the interface: scripts and CI gate on them. Exit 5 is the one
+code that several failures share ("the gate did not get a pass"), so `run_finished`
+tells them apart by a status word of their own (`status`); every other status word is
+the exit code's name.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class AethrError(Exception):
     """A failure with a user-facing message, an optional hint and an exit code."""
 
     exit_code: ExitCode = ExitCode.STEP_FAILED
+    #: The word `run_finished` reports; None: the exit code's name (`status_word`).
+    status: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None, usage: Usage | None = None) -> None:
         super().__init__(message)
@@ -82,12 +88,22 @@ class EnvironmentNotReady(AethrError):
 
 class LoopExhausted(AethrError):
     exit_code = ExitCode.LOOP_EXHAUSTED
+    status = "loop_exhausted"
 
 
 class RevisionRequested(AethrError):
     """`--fail-on-revise`: the run finished and its review says revise."""
 
     exit_code = ExitCode.LOOP_EXHAUSTED
+    status = "revise"
+
+
+class NoVerdict(AethrError):
+    """`--fail-on-revise`: the run finished and no output has a `Review status:` line (the
+    review forgot it, or was cut before it). A gate fails closed: no verdict is no pass."""
+
+    exit_code = ExitCode.LOOP_EXHAUSTED
+    status = "no_verdict"
 
 
 class SpendCapReached(AethrError):

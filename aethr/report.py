@@ -14,7 +14,8 @@ whatever exit code, `close` writes:
   stdout (on stderr under `--json`, where stdout holds only events).
 
 The verdict is `pass` or `revise` from the last `Review status:` line of the run's
-outputs, else `none`. aethr talks to no GitHub API: all of this is files and text.
+outputs, else `none`. The status word is the exit code's name, except at exit 5,
+whose three causes each have their own: `loop_exhausted`, `revise`, `no_verdict`. aethr talks to no GitHub API: all of this is files and text.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Report:
         self.checkpoint: str | None = None
         self.failed_step: str | None = None
         self.closed = False
+        self.error: AethrError | None = None  # how the run failed, once it has ended
 
     def wrap(self, sink: EventSink) -> Report:
         self.inner = sink
@@ -89,8 +91,10 @@ class Report:
         return "none"
 
     def status(self, code: int) -> str:
-        """The exit code as a word; `revise` when --fail-on-revise made it 5."""
-        return "revise" if code == ExitCode.LOOP_EXHAUSTED and self.verdict == "revise" else status_word(code)
+        """How the run ended, as a word: the error's own (exit 5 has three), else the code's name."""
+        if self.error is not None and self.error.status is not None:
+            return self.error.status
+        return status_word(code)
 
     @property
     def final_text(self) -> str:
@@ -101,6 +105,7 @@ class Report:
         if self.closed:
             return
         self.closed = True
+        self.error = error
         reason = error.message if error is not None else None
         if self.options.json_output:
             self._json_end(code, error)

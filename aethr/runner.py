@@ -24,6 +24,7 @@ from aethr.errors import (
     EnvironmentNotReady,
     InternalError,
     Interrupted,
+    NoVerdict,
     OutputClosed,
     RevisionRequested,
     UsageError,
@@ -189,9 +190,20 @@ def _run(options: RunOptions, report: Report) -> None:
     _run_kept(executor, state, config_path, checkpoint_path, options.force_resume)
     if options.save_workflow is not None:
         _promote(options, raw, values, settings, state.task, state.model_override)
-    if options.fail_on_revise and report.verdict == "revise":
+    if options.fail_on_revise:
+        _gate(report.verdict)
+
+
+def _gate(verdict: str) -> None:
+    """--fail-on-revise fails closed: only a `pass` verdict passes the gate."""
+    if verdict == "revise":
         raise RevisionRequested(
             "the review's verdict is revise (--fail-on-revise)", hint="read the review, change the code, run it again"
+        )
+    if verdict != "pass":
+        raise NoVerdict(
+            "no step's output has a 'Review status:' line, so there is no verdict to pass (--fail-on-revise)",
+            hint="the review may have been cut or have left out its last line: read it, then run it again",
         )
 
 
