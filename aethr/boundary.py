@@ -57,6 +57,19 @@ def _bug_lines(what: str, checkpoint: str | None) -> list[str]:
     return lines
 
 
+def _report_usage(argv: list[str], message: str) -> None:
+    """A usage error Typer found before `aethr run` began still ends as every run does:
+    `run_finished` under `--json`, `::error` under GitHub Actions, the step summary."""
+    args = argv[: argv.index("--")] if "--" in argv else argv
+    commands = [a for a in args if not a.startswith("-")]
+    if not commands or commands[0] != "run":
+        return
+    from aethr.errors import UsageError
+    from aethr.report import Report, ReportOptions
+
+    Report(ReportOptions(json_output="--json" in args), os.environ).close(ExitCode.USAGE, UsageError(message))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `aethr` script and `python -m aethr`."""
     gc.disable()  # already off when started through aethr.__main__.run; see there why
@@ -109,6 +122,7 @@ def _main(argv: list[str] | None) -> None:
             show()
         else:
             sys.stderr.write(f"aethr: error: {exc.format_message()}\n")
+        _report_usage(sys.argv[1:] if argv is None else argv, exc.format_message())
         raise SystemExit(ExitCode.USAGE) from None
     except (OutputClosed, BrokenPipeError):
         # The reader went away (`aethr run … | head`): not an error worth a message.

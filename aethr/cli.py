@@ -25,11 +25,13 @@ run --show-prompt prints every prompt, --estimate what each step will cost;
 neither calls anything.
 
 \b
-Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT, AETHR_MAX_COST,
-AETHR_MOCK_RESPONSES, AETHR_<AGENT>_BIN, AETHR_EDITOR, NO_COLOR, CI (never
-ask, no colours), GITHUB_STEP_SUMMARY (append a summary), provider
-keys (OPENAI_API_KEY, ...) and base URLs (OPENAI_API_BASE, ...); the
-project's .env is read too.
+Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT (a whole call),
+AETHR_FIRST_BYTE_TIMEOUT (until a model's first chunk), AETHR_IDLE_TIMEOUT
+(a silent stream), AETHR_MAX_COST, AETHR_MOCK_RESPONSES, AETHR_<AGENT>_BIN,
+AETHR_EDITOR, NO_COLOR, CI (never ask, no colours), GITHUB_ACTIONS (::error
+lines), GITHUB_STEP_SUMMARY (append a summary), provider keys
+(OPENAI_API_KEY, ...) and base URLs (OPENAI_API_BASE, ...); the project's
+.env is read too.
 
 \b
 Exit codes: 0 success, 1 a step failed, 2 usage, 3 invalid workflow or
@@ -56,7 +58,7 @@ EstimateOpt = Annotated[
     bool, typer.Option("--estimate", help="Print what each step will cost (tokens, USD); call nothing.")
 ]
 MaxCostOpt = Annotated[
-    float | None, typer.Option("--max-cost", help="Stop the run at this spend in USD (exit 6).", min=0.000001)
+    float | None, typer.Option("--max-cost", metavar="USD", help="Stop the run at this spend in USD (exit 6).")
 ]
 ResumeOpt = Annotated[
     str | None, typer.Option("--resume-checkpoint", help="Continue a failed run: a checkpoint path, @PATH, or 'last'.")
@@ -78,7 +80,7 @@ SaveOpt = Annotated[
     Path | None, typer.Option("--save-workflow", help="Once the run finishes, save its workflow here (promotion).")
 ]
 FailOnReviseOpt = Annotated[
-    bool, typer.Option("--fail-on-revise", help="Exit 5 when the final review says revise (a CI gate).")
+    bool, typer.Option("--fail-on-revise", help="Exit 5 unless the final review says pass (a CI gate).")
 ]
 OutputOpt = Annotated[
     Path | None, typer.Option("--output", help="Write the final text and verdict here, even on failure.")

@@ -15,7 +15,8 @@ whatever exit code, `close` writes:
 
 The verdict is `pass` or `revise` from the last `Review status:` line of the run's
 outputs, else `none`. The status word is the exit code's name, except at exit 5,
-whose three causes each have their own: `loop_exhausted`, `revise`, `no_verdict`. aethr talks to no GitHub API: all of this is files and text.
+whose three causes each have their own: `loop_exhausted`, `revise`, `no_verdict`.
+aethr talks to no GitHub API: all of this is files and text.
 """
 
 from __future__ import annotations

@@ -135,6 +135,8 @@ def run_command(options: RunOptions) -> None:
 
 
 def _run(options: RunOptions, report: Report) -> None:
+    if options.max_cost is not None and not 0 < options.max_cost < float("inf"):
+        raise UsageError(f"--max-cost {options.max_cost:g}: a spend cap is a positive number of USD")
     found, workflow = _workflow(options)
     config_path, root = found.config or found.root / CONFIG_NAME, found.root
     workflow = with_context(workflow, options.context)

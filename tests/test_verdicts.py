@@ -50,9 +50,10 @@ def test_fail_on_revise_fails_a_review_without_a_status_line(repo: Path, tmp_pat
 
 def test_fail_on_revise_passes_a_pass_and_names_a_revise(repo: Path, tmp_path: Path) -> None:
     write_workflow(repo, MOCK_TWO_STEPS)
-    passed = aethr("run", "t", "--fail-on-revise", "--json", cwd=repo, env=replies(tmp_path, "p", "Review status: pass"))
+    gate = ("run", "t", "--fail-on-revise", "--json")
+    passed = aethr(*gate, cwd=repo, env=replies(tmp_path, "p", "Review status: pass"))
     assert passed.code == 0 and events(passed)[-1]["status"] == "ok", passed.both
-    revise = aethr("run", "t", "--fail-on-revise", "--json", cwd=repo, env=replies(tmp_path, "p", "Review status: revise"))
+    revise = aethr(*gate, cwd=repo, env=replies(tmp_path, "p", "Review status: revise"))
     assert revise.code == 5 and events(revise)[-1]["status"] == "revise", revise.both
 
 
@@ -77,3 +78,35 @@ def test_an_exhausted_review_loop_is_loop_exhausted_not_revise(repo: Path, tmp_p
     last = events(result)[-1]
     assert (last["status"], last["verdict"]) == ("loop_exhausted", "revise")
     assert "ran 2 pass(es) without" in last["reason"]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--bogus",), "No such option: --bogus"),
+        (("--max-cost", "abc"), "Invalid value for '--max-cost'"),
+        (("--max-cost", "-1"), "--max-cost -1: a spend cap is a positive number of USD"),
+        (("--max-cost", "nan"), "--max-cost nan: a spend cap is a positive number of USD"),
+    ],
+    ids=["unknown-option", "not-a-number", "negative", "nan"],
+)
+def test_a_usage_error_ends_with_run_finished_and_an_error_line(repo: Path, args: tuple[str, ...], said: str) -> None:
+    write_workflow(repo, MOCK_TWO_STEPS)
+    result = aethr("run", "task", *args, "--json", cwd=repo, env={"GITHUB_ACTIONS": "true"})
+    assert result.code == 2, result.both
+    found = events(result)
+    assert [e["event"] for e in found] == ["run_failed", "run_finished"], result.out
+    assert (found[-1]["exit_code"], found[-1]["status"]) == (2, "usage")
+    assert said in found[-1]["reason"]
+    assert f"::error title=aethr::{said}" in result.err, "under --json the ::error line goes to stderr"
+    plain = aethr("run", "task", *args, cwd=repo, env={"GITHUB_ACTIONS": "true"})
+    assert plain.code == 2 and f"::error title=aethr::{said}" in plain.out, plain.both
+
+
+def test_run_help_is_readable_and_lists_the_timeouts(repo: Path) -> None:
+    result = aethr("run", "--help", cwd=repo)
+    assert result.code == 0, result.both
+    assert "--max-cost USD" in result.out
+    assert "float range" not in result.out and "x>=" not in result.out
+    for name in ("AETHR_FIRST_BYTE_TIMEOUT", "AETHR_IDLE_TIMEOUT", "AETHR_TIMEOUT", "AETHR_MAX_COST"):
+        assert name in result.out, name
