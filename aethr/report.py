@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aethr import sensitive
-from aethr.errors import AethrError, ExitCode
+from aethr.errors import AethrError, ExitCode, NoVerdict, RevisionRequested
 from aethr.events import Event, EventSink, RunFailed, RunFinished, RunStarted, StepFinished, Usage
 from aethr.fsutil import atomic_write
 
@@ -90,6 +90,20 @@ class Report:
             if found:
                 return found
         return "none"
+
+    def gate(self) -> None:
+        """--fail-on-revise fails closed: only a `pass` verdict passes the gate. Raises
+        RevisionRequested or NoVerdict otherwise."""
+        if self.verdict == "revise":
+            raise RevisionRequested(
+                "the review's verdict is revise (--fail-on-revise)",
+                hint="read the review, change the code, run it again",
+            )
+        if self.verdict != "pass":
+            raise NoVerdict(
+                "no step's output has a 'Review status:' line, so there is no verdict to pass (--fail-on-revise)",
+                hint="the review may have been cut or have left out its last line: read it, then run it again",
+            )
 
     def status(self, code: int) -> str:
         """How the run ended, as a word: the error's own (exit 5 has three), else the code's name."""

@@ -24,9 +24,7 @@ from aethr.errors import (
     EnvironmentNotReady,
     InternalError,
     Interrupted,
-    NoVerdict,
     OutputClosed,
-    RevisionRequested,
     UsageError,
 )
 from aethr.events import EventSink, Notice
@@ -193,20 +191,7 @@ def _run(options: RunOptions, report: Report) -> None:
     if options.save_workflow is not None:
         _promote(options, raw, values, settings, state.task, state.model_override)
     if options.fail_on_revise:
-        _gate(report.verdict)
-
-
-def _gate(verdict: str) -> None:
-    """--fail-on-revise fails closed: only a `pass` verdict passes the gate."""
-    if verdict == "revise":
-        raise RevisionRequested(
-            "the review's verdict is revise (--fail-on-revise)", hint="read the review, change the code, run it again"
-        )
-    if verdict != "pass":
-        raise NoVerdict(
-            "no step's output has a 'Review status:' line, so there is no verdict to pass (--fail-on-revise)",
-            hint="the review may have been cut or have left out its last line: read it, then run it again",
-        )
+        report.gate()
 
 
 def _task(task: str | None, settings: Settings) -> str:
