@@ -214,7 +214,7 @@ def schema() -> None:
     """Print the JSON Schema of the workflow file."""
     import json
 
-    from aethr.config import json_schema
+    from aethr.schema import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 

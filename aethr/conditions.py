@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Protocol
 
-from aethr.config import Step
+from aethr.schema import Step
 
 PASS_LINE = "Review status: pass"
 REVISE_LINE = "Review status: revise"

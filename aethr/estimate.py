@@ -19,7 +19,7 @@ from aethr.events import Estimated, EstimateRow, Event, EventSink, PromptBuilt, 
 
 if TYPE_CHECKING:
     from aethr.backends import Backends
-    from aethr.config import Workflow
+    from aethr.schema import Workflow
 
 ASSUMED_OUTPUT = 1_000
 

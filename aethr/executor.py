@@ -31,7 +31,6 @@ from aethr import changes, conditions, context, listing, prompts, steps
 from aethr.backends import Backend, Completion, Request, Router
 from aethr.backends.command import describe
 from aethr.checkpoint import RunState
-from aethr.config import Step, Workflow
 from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, OutputClosed, SpendCapReached
 from aethr.events import (
     BudgetReached,
@@ -55,6 +54,7 @@ from aethr.events import (
 from aethr.fingerprint import Fingerprint
 from aethr.ledger import Ledger
 from aethr.results import Artifact, StepResult
+from aethr.schema import Step, Workflow
 
 
 class Durability(NamedTuple):

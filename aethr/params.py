@@ -1,4 +1,5 @@
-"""Workflow parameters: `params:` in the file, `-p NAME=VALUE` on the command line.
+"""Workflow parameter values: `-p NAME=VALUE` on the command line, checked against the
+file's `params:` (declared as `schema.Param`), and substituted into templates.
 
     params:
       base: {type: string, description: "the branch to review against", default: ""}
@@ -11,6 +12,7 @@ never scanned again): in role guidance, a step's `prompt:`, context source argum
 `until_contains`. Every other `{{…}}` is left as it is. A substituted context source goes
 through the same parser and read rules as a literal one; a `git_diff:` range must look
 like one. A `run:` line is code: values reach it only as `AETHR_PARAM_<NAME>` variables.
+Putting the values into a workflow is `effective.with_values`.
 """
 
 from __future__ import annotations
@@ -19,55 +21,15 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import TYPE_CHECKING, NamedTuple
 
 from aethr.errors import UsageError
 
 if TYPE_CHECKING:
-    from aethr.config import Workflow
+    from aethr.schema import Param, Scalar
 
 REFERENCE = re.compile(r"\{\{\s*params\.([A-Za-z0-9_]+)\s*\}\}")
-NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
-_RANGE = re.compile(r"^(?!-)[A-Za-z0-9._/@^~{}+-]+$")
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
-Scalar = str | int | float | bool
-
-
-class Param(BaseModel):
-    """One parameter: its type, what it is for, and a default or `required: true`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-    type: Literal["string", "int", "float", "bool", "choice", "path"] = "string"
-    description: str = ""
-    default: Scalar | None = None
-    required: bool = False
-    choices: list[str] | None = Field(None, min_length=1, description="choice: the allowed values.")
-    min: float | None = Field(None, description="int, float: the smallest value.")
-    max: float | None = Field(None, description="int, float: the largest value.")
-    pattern: str | None = Field(None, description="string: a regular expression the whole value matches.")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Param:
-        if (self.default is None) == (not self.required):
-            raise ValueError("give either `default: …` or `required: true` (not both)")
-        if (self.choices is not None) != (self.type == "choice"):
-            raise ValueError("`choices` goes with `type: choice`, and a choice needs them")
-        if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
-            raise ValueError("`min` and `max` go with `type: int` or `type: float`")
-        if self.pattern is not None:
-            if self.type != "string":
-                raise ValueError("`pattern` goes with `type: string`")
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"`pattern` is not a regular expression: {exc}") from None
-        if self.default is not None and self.type != "path":
-            why = problem(self, text(self.default), None)
-            if why:
-                raise ValueError(f"the default {self.default!r} {why}")
-        return self
 
 
 class Value(NamedTuple):
@@ -157,35 +119,3 @@ def _about(name: str, param: Param) -> str:
 def substitute(template: str, values: Mapping[str, Value]) -> str:
     """`{{params.NAME}}` replaced in one pass; a value is never scanned again."""
     return REFERENCE.sub(lambda m: values[m.group(1)].text if m.group(1) in values else m.group(0), template)
-
-
-def apply(workflow: Workflow, values: Mapping[str, Value]) -> Workflow:
-    """The workflow with the values in place, and in `AETHR_PARAM_<NAME>` of every `run:` step."""
-    if not workflow.params:
-        return workflow
-    from aethr.names import parse_context_source
-
-    roles = {role: substitute(guidance, values) for role, guidance in workflow.roles.items()}
-    env = {f"AETHR_PARAM_{name.upper()}": value.text for name, value in values.items()}
-    steps = []
-    for step in workflow.steps:
-        if step.run is not None:
-            steps.append(step.model_copy(update={"env": {**env, **step.env}}))
-            continue
-        sources = []
-        for source in step.context:
-            arg = substitute(source.arg, values)
-            if arg and arg != source.arg and source.kind == "git_diff" and not _RANGE.match(arg):
-                raise UsageError(f"step '{step.id}': git_diff:{arg} (from a parameter) is not a revision range")
-            try:
-                sources.append(parse_context_source(f"{source.kind}:{arg}" if arg else source.kind))
-            except ValueError as exc:
-                raise UsageError(f"step '{step.id}': {exc} (from a parameter)") from None
-        update: dict[str, object] = {"context": sources}
-        if step.prompt is not None:
-            update["prompt"] = substitute(step.prompt, values)
-        if step.repeat is not None and step.repeat.until_contains is not None:
-            repeat = step.repeat.model_copy(update={"until_contains": substitute(step.repeat.until_contains, values)})
-            update["repeat"] = repeat
-        steps.append(step.model_copy(update=update))
-    return workflow.model_copy(update={"roles": roles, "steps": steps})

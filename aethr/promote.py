@@ -21,7 +21,7 @@ from aethr.fsutil import atomic_write
 from aethr.params import Value
 
 if TYPE_CHECKING:
-    from aethr.config import Workflow
+    from aethr.schema import Workflow
 
 
 def check_target(path: Path, force: bool) -> None:

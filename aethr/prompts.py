@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aethr import conditions
-from aethr.config import Step, Workflow
 from aethr.context import CHARS_PER_TOKEN
 from aethr.results import Artifact, StepResult
+from aethr.schema import Step, Workflow
 
 HISTORY_TOKENS_PER_STEP = 4_000
 HISTORY_TOKENS = 12_000

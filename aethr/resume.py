@@ -18,8 +18,8 @@ from pathlib import Path
 
 from aethr import fingerprint, runstore
 from aethr.checkpoint import RunState
-from aethr.config import Workflow
 from aethr.errors import CheckpointError, EnvironmentNotReady, UsageError
+from aethr.schema import Workflow
 from aethr.settings import Settings
 
 
@@ -30,15 +30,16 @@ def resolve(value: str, root: Path) -> Path:
     return Path(value.removeprefix("@")).expanduser()
 
 
-def check(state: RunState, workflow: Workflow, task: str | None, config: Path) -> None:
-    """Refuse a checkpoint that does not fit this workflow and task (see the module doc)."""
+def check(state: RunState, workflow: Workflow, task: str | None, source: str) -> None:
+    """Refuse a checkpoint that does not fit this workflow and task (see the module doc).
+    `source` names the workflow given: its file, or `preset NAME`."""
     if state.workflow != workflow.workflow:
         raise CheckpointError(
-            f"the checkpoint is of workflow '{state.workflow}', but {config} is '{workflow.workflow}'"
+            f"the checkpoint is of workflow '{state.workflow}', but {source} is '{workflow.workflow}'"
         )
     if state.workflow_digest != workflow.digest():
         raise CheckpointError(
-            f"{config} was edited since the checkpoint was written (workflow '{workflow.workflow}')",
+            f"{source} was edited since the checkpoint was written (workflow '{workflow.workflow}')",
             hint="undo the edit to resume, or start a new run",
         )
     if task is not None and task.strip() != state.task.strip():

@@ -8,13 +8,14 @@ import difflib
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
+from aethr import params
 from aethr.names import AGENT_PROVIDERS, litellm_model_name, model_problem
 from aethr.params import REFERENCE
 
 if TYPE_CHECKING:
     import yaml
 
-    from aethr.config import Step, Workflow
+    from aethr.schema import Step, Workflow
 
 Loc = tuple[int | str, ...]
 _AGENT_KEYS = (
@@ -53,6 +54,7 @@ def cross_check(wf: Workflow) -> list[Problem]:
         if problem:
             where = ("models", role, "model") if wf.entry_of(role) else ("models", role)
             problems.append(Problem(where, f"models.{role}: {problem}"))
+    problems += _param_defaults(wf)
     problems += _param_references(wf)
     seen: dict[str, int] = {}
     for i, step in enumerate(wf.steps):
@@ -133,6 +135,18 @@ def unused_params(wf: Workflow) -> list[str]:
     """Declared parameters no text refers to (a warning, not an error)."""
     used = {name for _, text in _templates(wf) for name in REFERENCE.findall(text)}
     return [name for name in wf.params if name not in used]
+
+
+def _param_defaults(wf: Workflow) -> list[Problem]:
+    """A default is a value like any other: it passes its own type's checks (a `path` is
+    checked when the run knows its root)."""
+    found = []
+    for name, param in wf.params.items():
+        if param.default is not None and param.type != "path":
+            why = params.problem(param, params.text(param.default), None)
+            if why:
+                found.append(Problem(("params", name), f"params.{name}: the default {param.default!r} {why}"))
+    return found
 
 
 def _param_references(wf: Workflow) -> list[Problem]:

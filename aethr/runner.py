@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import CONFIG_NAME, checkpoint, estimate, fingerprint, project, promote, resume, runstore
+from aethr import checkpoint, effective, estimate, fingerprint, promote, resume, runstore
 from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends import Backends
-from aethr.config import Workflow
-from aethr.config import load as load_workflow
 from aethr.errors import (
     AethrError,
     EnvironmentNotReady,
@@ -30,6 +28,7 @@ from aethr.errors import (
 from aethr.events import EventSink, Notice
 from aethr.executor import Durability, Executor
 from aethr.report import Report, ReportOptions
+from aethr.schema import Param, Workflow
 from aethr.settings import Settings
 
 
@@ -135,15 +134,15 @@ def run_command(options: RunOptions) -> None:
 def _run(options: RunOptions, report: Report) -> None:
     if options.max_cost is not None and not 0 < options.max_cost < float("inf"):
         raise UsageError(f"--max-cost {options.max_cost:g}: a spend cap is a positive number of USD")
-    found, workflow = _workflow(options)
-    config_path, root = found.config or found.root / CONFIG_NAME, found.root
-    workflow = with_context(workflow, options.context)
-    settings = settings_mod.load(found.dotenv)._replace(exec_commands=options.exec_commands)
+    given = effective.source(Path.cwd(), options.config, options.preset)
+    config_path, root = given.config_path, given.project.root
+    workflow = effective.with_context(given.workflow, options.context)
+    settings = settings_mod.load(given.project.dotenv)._replace(exec_commands=options.exec_commands)
     show_prompt = options.show_prompt or options.estimate  # an estimate is a preview, shown as a table
     if show_prompt and options.resume:
         raise UsageError("--show-prompt and --estimate do not go together with --resume-checkpoint")
     task = options.task
-    state, checkpoint_path, settings = _resumed(options, workflow, root, config_path, settings)
+    state, checkpoint_path, settings = _resumed(options, workflow, root, given.label, settings)
     values = _values(options, workflow, root, settings, state)
     if options.save_workflow is not None:
         promote.check_target(options.save_workflow, options.force)
@@ -151,7 +150,7 @@ def _run(options: RunOptions, report: Report) -> None:
             _promote(options, workflow, values, settings, state.task, state.model_override)
             return
     raw, raw_digest = workflow, workflow.digest()  # of the file (and --context), before substitution
-    workflow = params_mod.apply(workflow, values)
+    workflow = effective.with_values(workflow, values)
     uses_litellm = settings.live and not show_prompt and any(s.kind == "model" for s in workflow.steps)
     if uses_litellm:
         from aethr.backends.live import preload
@@ -204,14 +203,14 @@ def _task(task: str | None, settings: Settings) -> str:
 
 
 def _resumed(
-    options: RunOptions, workflow: Workflow, root: Path, config_path: Path, settings: Settings
+    options: RunOptions, workflow: Workflow, root: Path, label: str, settings: Settings
 ) -> tuple[checkpoint.RunState | None, Path | None, Settings]:
     """With --resume-checkpoint: the checkpoint, checked against this workflow, and the mode it ran in."""
     if not options.resume:
         return None, None, settings
     path = resume.resolve(options.resume, root)
     state = checkpoint.load(path)
-    resume.check(state, workflow, options.task, config_path)
+    resume.check(state, workflow, options.task, label)
     return state, path, resume.settle_mode(state, settings)
 
 
@@ -251,49 +250,11 @@ def _list_values(values: dict[str, params_mod.Value], sink: EventSink) -> None:
         sink.emit(Notice("", f"params: {listed}"))
 
 
-def _ask(name: str, param: params_mod.Param) -> str:
+def _ask(name: str, param: Param) -> str:
     about = f" ({param.type}{f': {param.description}' if param.description else ''})"
     sys.stderr.write(f"aethr: parameter {name}{about}: ")
     sys.stderr.flush()
     return sys.stdin.readline().strip()
-
-
-def _workflow(options: RunOptions) -> tuple[project.Project, Workflow]:
-    """The project and its workflow: the file, or with `--preset` a built-in one, read from
-    aethr itself: nothing is written, with or without a `.aethr.yaml` (which it wins over)."""
-    if options.preset is None:
-        found = project.require_config(Path.cwd(), options.config)
-        assert found.config is not None
-        return found, load_workflow(found.config)
-    if options.config is not None:
-        raise UsageError("--preset and --config do not go together: choose one workflow")
-    from aethr import presets
-    from aethr.config import parse
-
-    found = project.find(Path.cwd())
-    if found.config is not None:
-        sys.stderr.write(f"aethr: --preset {options.preset} wins: {found.config} is not read for this run\n")
-    return found, parse(presets.get(options.preset).text, name=f"preset {options.preset}")
-
-
-def with_context(workflow: Workflow, sources: tuple[str, ...]) -> Workflow:
-    """The workflow with `--context` sources added to every model and agent step. They go
-    through the same parser as the file's, and are read under the same rules. A resume
-    needs the same `--context` again: the checkpoint's workflow digest includes them."""
-    if not sources:
-        return workflow
-    from aethr.names import parse_context_source
-
-    try:
-        added = [parse_context_source(source) for source in sources]
-    except ValueError as exc:
-        raise UsageError(f"--context: {exc}") from None
-    if any(source.kind == "step" for source in added):
-        raise UsageError("--context: step:<id> names one step's output; write it in the workflow file")
-    steps = [
-        s if s.kind == "command" else s.model_copy(update={"context": [*s.context, *added]}) for s in workflow.steps
-    ]
-    return workflow.model_copy(update={"steps": steps})
 
 
 def _check_cap(cap: float, backends: Backends, state: checkpoint.RunState | None) -> None:

@@ -8,8 +8,8 @@ import hashlib
 import re
 
 from aethr.backends import Completion
-from aethr.config import Step
 from aethr.errors import StepFailed
+from aethr.schema import Step
 
 # Numbers change between identical failures (durations, ports, addresses, counts of seconds).
 _NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")

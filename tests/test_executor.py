@@ -13,10 +13,11 @@ import pytest
 
 from aethr import checkpoint
 from aethr.backends import Backend, Completion, Emit, Endpoint, Request
-from aethr.config import Step, parse
+from aethr.config import parse
 from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, StepFailed
 from aethr.events import Event, LoopIteration, RunFailed, RunFinished, TextChunk, Usage, UsageReported
 from aethr.executor import Durability, Executor
+from aethr.schema import Step
 
 LOOP = """\
 workflow: w

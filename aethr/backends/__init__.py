@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from aethr.config import Step, Workflow
 from aethr.errors import ConfigError
 from aethr.events import Event, Usage
 from aethr.names import AGENT_PROVIDERS, litellm_model_name
+from aethr.schema import Step, Workflow
 from aethr.settings import Settings
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from aethr.events import Notice, TextChunk, Usage, UsageReported
 from aethr.settings import env_value
 
 if TYPE_CHECKING:
-    from aethr.config import Step
+    from aethr.schema import Step
 
 
 class AgentRun:

@@ -34,7 +34,7 @@ from aethr.errors import EnvironmentNotReady
 from aethr.events import Usage
 
 if TYPE_CHECKING:
-    from aethr.config import Step
+    from aethr.schema import Step
 
 
 class ClaudeBackend(AgentBackend):

@@ -32,7 +32,7 @@ from aethr.errors import EnvironmentNotReady
 from aethr.events import TextChunk, Usage
 
 if TYPE_CHECKING:
-    from aethr.config import Step
+    from aethr.schema import Step
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 _NOT_RUNNABLE = {126: "the command is not executable", 127: "the command was not found"}

@@ -40,7 +40,7 @@ from aethr.errors import EnvironmentNotReady, StepFailed
 from aethr.events import Retrying, TextChunk, Usage
 
 if TYPE_CHECKING:
-    from aethr.config import Step
+    from aethr.schema import Step
 
 ATTEMPTS = 3
 BACKOFF_BASE = 1.0

@@ -15,7 +15,7 @@ from aethr.events import Notice, TextChunk, Usage
 from aethr.prompts import preview_placeholder
 
 if TYPE_CHECKING:
-    from aethr.config import Step
+    from aethr.schema import Step
 
 Reply = str | dict[str, object]
 Shown = Callable[[Request], str | None]  # the command line an agent step would start
