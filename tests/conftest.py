@@ -9,13 +9,59 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fake_openai import FakeOpenAI
+
+# Every wait in the suite is a poll on an event, bounded by a ceiling that only a real hang
+# reaches. A machine slower than the ceilings allow (an emulator, a CI runner shared by many
+# jobs) sets AETHR_TEST_SLOWDOWN=3, say, and every ceiling grows by that one factor. Read
+# here, before the autouse fixture clears the environment.
+SLOWDOWN = float(os.environ.get("AETHR_TEST_SLOWDOWN") or "1")
+
+
+def ceiling(seconds: float) -> float:
+    """A wait's ceiling, scaled by AETHR_TEST_SLOWDOWN: never a measure of speed."""
+    return seconds * SLOWDOWN
+
+
+def wait_until(check: Callable[[], object], what: str, seconds: float = 120) -> None:
+    """Poll `check` until it holds; fail naming `what` if the ceiling passes first (a hang)."""
+    deadline = time.monotonic() + ceiling(seconds)
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {ceiling(seconds):.0f}s"
+        time.sleep(0.02)
+
+
+def handles_signals(pid: int) -> bool:
+    """Whether the process has installed its own SIGINT and SIGTERM handlers (aethr does it
+    first thing): a signal sent earlier would find the interpreter still starting."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    wanted = (1 << (2 - 1)) | (1 << (15 - 1))
+    return caught & wanted == wanted
+
+
+def processes_in(root: Path) -> list[str]:
+    """The command lines of processes working inside `root` (their cwd is in it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(root):
+                found.append((entry / "cmdline").read_bytes().decode().replace("\0", " ").strip())
+        except OSError:
+            continue
+    return found
+
 
 _KEEP = {"PATH", "LANG", "LC_ALL", "SYSTEMROOT", "PYTHONPATH", "VIRTUAL_ENV"}
 
@@ -48,6 +94,28 @@ def clean_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@example.invalid")
     yield tmp
+
+
+@pytest.fixture(autouse=True)
+def no_process_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every process a test starts is ended and its pipes closed when the test ends, even when
+    it failed half-way: a leaked one would fail a later test with a ResourceWarning instead."""
+    started: list[subprocess.Popen[Any]] = []
+
+    class Tracked(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", Tracked)
+    yield
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        proc.wait()
 
 
 @pytest.fixture
@@ -95,15 +163,15 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-def aethr(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120, stdin: str = "") -> Result:
-    """Run the CLI in a fresh interpreter, as a user would."""
+def aethr(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, stdin: str = "") -> Result:
+    """Run the CLI in a fresh interpreter, as a user would; `timeout` is a hang's ceiling (scaled)."""
     proc = subprocess.run(
         [sys.executable, "-m", "aethr", *args],
         cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=ceiling(timeout),
         input=stdin,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)

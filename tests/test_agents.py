@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, git, make_repo, shell_script, write_workflow
+from tests.conftest import aethr, ceiling, git, make_repo, processes_in, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 Script = list[dict[str, object]]
@@ -129,7 +129,7 @@ steps:
 """
 
 
-def setup(tmp_path: Path, agent: Agent, idle: float = 60, extra: str = "", review: bool = False) -> Path:
+def setup(tmp_path: Path, agent: Agent, idle: float = ceiling(60), extra: str = "", review: bool = False) -> Path:
     """A repository whose workflow hands `implement` to the agent; with `review`, a model
     step after it (which costs a LiteLLM import: only the tests that read its prompt)."""
     if not Path(agent.binary).is_file() and os.environ.get("CI") != "true":
@@ -144,17 +144,11 @@ def events(out: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def left_in(repo: Path, limit: float = 10) -> list[str]:
+def left_in(repo: Path, limit: float = 30) -> list[str]:
     """Processes still working in `repo` (their cwd is inside it), polled until none or `limit`."""
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + ceiling(limit)
     while True:
-        found = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(repo):
-                    found.append((entry / "cmdline").read_bytes().decode().replace("\0", " "))
-            except OSError:
-                continue
+        found = processes_in(repo)
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
@@ -167,7 +161,7 @@ def test_the_agent_edits_and_the_next_step_sees_exactly_that_diff(
     repo = setup(tmp_path, agent, review=True)
     (repo / "b.txt").write_text("changed before the run\n")
     server.script = [*agent.edit(repo), {"kind": "stream", "text": "Looks right."}]
-    result = aethr("run", "change hi to bye", "--json", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
+    result = aethr("run", "change hi to bye", "--json", cwd=repo, env=agent.env(server.base_url, tmp_path))
     assert result.code == 0, result.both
     assert (repo / "a.txt").read_text() == "bye\n"
     diff = git(repo, "diff", "--", "a.txt")
@@ -186,7 +180,7 @@ def test_the_agent_edits_and_the_next_step_sees_exactly_that_diff(
 def test_an_auth_error_exits_4(agent: Agent, tmp_path: Path, server: FakeOpenAI) -> None:
     repo = setup(tmp_path, agent)
     server.script = [{"kind": "status", "code": 401}]
-    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
+    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path))
     assert result.code == 4, result.both
     assert "could not authenticate" in result.err and f"check {agent.key}" in result.err, result.err
     assert "sk-test-agent" not in result.both
@@ -198,11 +192,9 @@ def test_a_hang_is_ended_by_the_idle_timeout_with_nothing_left(
 ) -> None:
     repo = setup(tmp_path, agent, idle=3)
     server.script = [{"kind": "hang"}]
-    started = time.monotonic()
-    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
+    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path))  # a hang: its ceiling
     assert result.code == 1, result.both
     assert "(no output for 3s) and was stopped" in result.err, result.err
-    assert time.monotonic() - started < 60
     assert left_in(repo) == [], "no process of the agent is left"
 
 
@@ -210,11 +202,9 @@ def test_a_hang_is_ended_by_the_idle_timeout_with_nothing_left(
 def test_a_refused_connection_fails_in_bounded_time(agent: Agent, tmp_path: Path) -> None:
     repo = setup(tmp_path, agent)
     env = agent.env("http://127.0.0.1:9/v1", tmp_path)  # the discard port: nothing listens
-    started = time.monotonic()
-    result = aethr("run", "task", cwd=repo, env=env, timeout=120)
+    result = aethr("run", "task", cwd=repo, env=env)  # unbounded retries would reach the call's ceiling
     assert result.code == 1, result.both
     assert any(word in result.err for word in ("refused", "cannot reach", "fetch failed")), result.err
-    assert time.monotonic() - started < 45, "bounded, not forever"
     assert left_in(repo) == []
 
 
@@ -231,7 +221,7 @@ def test_the_users_own_config_reaches_the_agent_only_when_asked(
     (home / ".gemini" / "settings.json").parent.mkdir(exist_ok=True)
     (home / ".gemini" / "settings.json").write_text('{"security": {"auth": {"selectedType": "gemini-api-key"}}}')
     server.script = [{"kind": "stream", "text": "done"}]
-    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, home), timeout=120)
+    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, home))
     assert result.code == 0, result.both
     sent = json.dumps(server.requests[0])
     assert ("USER-MEMORY-MARKER" in sent) is inherit, "the user's memory file reaches the agent only when inherited"
@@ -273,12 +263,12 @@ def test_a_resume_after_the_agent_step_does_not_run_it_again(tmp_path: Path, ser
     repo = setup(tmp_path, agent, review=True)
     server.script = [*agent.edit(repo), {"kind": "status", "code": 400, "message": "bad review"}]
     env = agent.env(server.base_url, tmp_path)
-    failed = aethr("run", "change hi to bye", cwd=repo, env=env, timeout=120)
+    failed = aethr("run", "change hi to bye", cwd=repo, env=env)
     assert failed.code == 1, failed.both
     agent_calls = len(server.requests) - 1
     server.script = [{"kind": "stream", "text": "Looks right now."}]
     server.requests.clear()
-    resumed = aethr("run", "--resume-checkpoint", "last", cwd=repo, env=env, timeout=120)
+    resumed = aethr("run", "--resume-checkpoint", "last", cwd=repo, env=env)
     assert resumed.code == 0, resumed.both
     assert agent_calls == 3 and len(server.requests) == 1, "only the review ran again"
     assert "-hi\n+bye" in server.requests[0]["messages"][-1]["content"], "the resumed review sees the agent's diff"
@@ -291,7 +281,7 @@ def test_claude_refuses_a_command_it_was_not_allowed_and_the_step_fails(tmp_path
         {"kind": "tool", "name": "Bash", "arguments": {"command": 'python3 -c \'open("pwned", "w")\''}},
         {"kind": "stream", "text": "I could not run it."},
     ]
-    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
+    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path))
     assert result.code == 1, result.both
     assert "Claude Code was refused permission for: Bash (python3 -c" in result.err, result.err
     assert not (repo / "pwned").exists()
@@ -336,7 +326,7 @@ CUT = {"claude": "stream_truncated", "codex": "stream disconnected", "gemini": "
 def test_a_cut_stream_fails_the_step_with_the_agents_reason(agent: Agent, tmp_path: Path, server: FakeOpenAI) -> None:
     repo = setup(tmp_path, agent)
     server.script = [{"kind": "drop", "text": "partial answ"}]
-    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path), timeout=120)
+    result = aethr("run", "task", cwd=repo, env=agent.env(server.base_url, tmp_path))
     assert result.code == 1, result.both
     assert CUT[agent.name] in result.err, result.err
 
@@ -349,7 +339,7 @@ def test_the_spend_cap_stops_claude_mid_run_with_its_tree(tmp_path: Path, server
     # The first call's price passes the cap; the second never answers: only the cap can end it.
     server.script = [agent.edit(repo)[0], {"kind": "hang"}]
     env = agent.env(server.base_url, tmp_path)
-    result = aethr("run", "task", "--max-cost", "0.00001", "--json", cwd=repo, env=env, timeout=120)
+    result = aethr("run", "task", "--max-cost", "0.00001", "--json", cwd=repo, env=env)
     assert result.code == 6, result.both
     events = [json.loads(line) for line in result.out.splitlines()]
     assert any(e["event"] == "budget" and e["step_id"] == "implement" for e in events)

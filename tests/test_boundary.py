@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import MOCK_TWO_STEPS, aethr, make_repo, shell_script, write_workflow
+from tests.conftest import MOCK_TWO_STEPS, aethr, ceiling, make_repo, shell_script, write_workflow
 from tests.test_opencode import _none_left, _processes_running
 
 AGENT = """\
@@ -123,10 +123,10 @@ def test_an_agent_does_not_outlive_a_sigkilled_aethr(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ceiling(60)
     while not _processes_running("sleep", marker):
         assert time.monotonic() < deadline and proc.poll() is None, "the agent never started"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.wait(timeout=ceiling(60))
     assert _none_left(("sleep", marker)) == [], "the agent died with aethr (PR_SET_PDEATHSIG)"

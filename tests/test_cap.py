@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import LIVE_LOOP, aethr, make_repo, write_workflow
+from tests.conftest import LIVE_LOOP, aethr, ceiling, make_repo, write_workflow
 from tests.fake_openai import FakeOpenAI
 from tests.test_opencode import BINARY, WORKFLOW, _none_left, needs_opencode, opencode_env, sleeper_then_runaway
 from tests.test_resume import checkpoints, resume_path
@@ -67,11 +67,11 @@ def test_an_unpriced_model_under_a_cap_needs_a_price(repo: Path, server: FakeOpe
 @needs_opencode
 def test_an_opencode_step_is_stopped_at_the_cap_with_its_tree(tmp_path: Path, server: FakeOpenAI) -> None:
     repo = make_repo(tmp_path / "repo")
-    write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=120))
+    write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=round(ceiling(120))))
     marker = "4949.5"
     server.script = [*sleeper_then_runaway(marker)[:1], {"kind": "stream", "text": "more work", "prompt_tokens": 9000}]
     env = opencode_env(tmp_path, server, cost={"input": 1000.0, "output": 1000.0})  # USD per million: ~$0.02 a call
-    result = aethr("run", "task", "--max-cost", "0.01", "--json", cwd=repo, env=env, timeout=180)
+    result = aethr("run", "task", "--max-cost", "0.01", "--json", cwd=repo, env=env)
     assert result.code == 6, result.out[-2000:] + result.err
     events = [json.loads(line) for line in result.out.splitlines()]
     budget = next(e for e in events if e["event"] == "budget")

@@ -15,14 +15,23 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import MOCK_TWO_STEPS, aethr, git, make_repo, shell_script, write_workflow
+from tests.conftest import (
+    MOCK_TWO_STEPS,
+    aethr,
+    ceiling,
+    git,
+    make_repo,
+    processes_in,
+    shell_script,
+    wait_until,
+    write_workflow,
+)
 from tests.fake_openai import FakeOpenAI
 
 RECIPE = Path(__file__).parent.parent / "examples" / "github" / "aethr-review.yml"
@@ -107,7 +116,7 @@ def run_recipe(tmp_path: Path, server: FakeOpenAI) -> tuple[dict[str, int], Path
             env={**env, **step_env},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=ceiling(120),
         )
         codes[step["name"]] = done.returncode
         printed += done.stdout + done.stderr
@@ -169,11 +178,11 @@ def test_run_finished_is_the_last_line_on_success_failure_and_ctrl_c(repo: Path,
         assert proc.stdout is not None
         for line in proc.stdout:
             if '"step_started"' in line and '"wait"' in line:
-                time.sleep(0.5)
+                wait_until(lambda: "sleep 30" in processes_in(repo), "the command step's sleep never started")
                 proc.send_signal(signal.SIGINT)
                 break
         rest = proc.stdout.read()
-        proc.wait(timeout=30)
+        proc.wait(timeout=ceiling(60))
     last = json.loads(rest.splitlines()[-1])
     assert proc.returncode == 130 and (last["event"], last["status"]) == ("run_finished", "interrupted"), rest
     assert last["checkpoint"], "an interrupted run names its checkpoint"

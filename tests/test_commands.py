@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, make_repo, write_workflow
+from tests.conftest import aethr, ceiling, make_repo, write_workflow
 from tests.fake_openai import FakeOpenAI
 from tests.test_opencode import _none_left, _processes_running, needs_opencode, opencode_env, write_call
 from tests.test_resume import checkpoints, resume_path
@@ -75,7 +75,7 @@ def test_a_loop_fixes_the_code_until_the_real_test_passes(tmp_path: Path, server
         write_call(repo / "answer.py", "ANSWER = 42\n"),
         {"kind": "stream", "text": "Fixed the answer."},
     ]
-    result = aethr("run", "make the test pass", cwd=repo, env=opencode_env(tmp_path, server), timeout=240)
+    result = aethr("run", "make the test pass", cwd=repo, env=opencode_env(tmp_path, server))
     assert result.code == 0, result.both
     assert (repo / "answer.py").read_text() == "ANSWER = 42\n"
     assert "loop fix..test pass 1/3: the command failed → again" in result.err
@@ -122,7 +122,7 @@ def test_a_hanging_command_and_its_grandchild_end_at_the_timeout(repo: Path) -> 
     marker = "4848.5"
     run = f"'(sleep {marker}) & echo started; sleep 600'"
     write_workflow(repo, f"workflow: h\nroles: {{}}\nsteps:\n  - id: hang\n    run: {run}\n    timeout: 2\n")
-    result = aethr("run", "task", "--exec-commands", cwd=repo, timeout=60)
+    result = aethr("run", "task", "--exec-commands", cwd=repo)
     assert result.code == 1, result.both
     assert "timed out after 2s" in result.err
     assert _none_left(("sleep", marker), ("sleep", "600")) == [], "no process of the command is left"
@@ -131,7 +131,7 @@ def test_a_hanging_command_and_its_grandchild_end_at_the_timeout(repo: Path) -> 
 def test_200000_lines_of_output_keep_the_head_and_the_tail(repo: Path) -> None:
     run = "'for i in $(seq 1 200000); do echo \"line $i of the test output\"; done'"
     write_workflow(repo, REVIEW_AFTER.format(run=run, allow="false"))
-    result = aethr("run", "task", "--exec-commands", "--json", cwd=repo, timeout=120)
+    result = aethr("run", "task", "--exec-commands", "--json", cwd=repo)
     assert result.code == 0, result.both
     events = [json.loads(line) for line in result.out.splitlines()]
     prompt = next(e for e in events if e["event"] == "prompt_built" and e["step_id"] == "review")["prompt"]
@@ -165,12 +165,12 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ceiling(60)
     while not _processes_running("sleep", marker):
         assert time.monotonic() < deadline, "the second step never started"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.wait(timeout=ceiling(60))
     for left in _processes_running("sleep", marker):  # the shell's child outlives a SIGKILLed aethr
         os.kill(int(left.split(":")[0]), signal.SIGKILL)
     write_workflow(repo, text)  # unchanged: the digest matches
@@ -179,7 +179,7 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
         cwd=repo,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=ceiling(120),
         input="",
         env={**os.environ, "WAIT_SECONDS": "0"},  # the unfinished step runs again, quickly
     )
@@ -227,7 +227,7 @@ def test_a_live_run_of_commands_only_never_imports_litellm(repo: Path) -> None:
         env={**os.environ, "AETHR_LIVE": "1"},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=ceiling(120),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| litellm" not in proc.stderr and "aethr.backends.command" in proc.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MOCK_TWO_STEPS, aethr, make_repo, shell_script, write_workflow
+from tests.conftest import MOCK_TWO_STEPS, aethr, ceiling, handles_signals, make_repo, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 from tests.test_resume import FAIL, KEY, THREE, checkpoints, env, resume_path
 
@@ -45,8 +45,15 @@ def _spawn(args: list[str], cwd: Path, extra: dict[str, str] | None = None, tty:
     return proc
 
 
-def _wait_until(check: object, limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
+def _threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
+
+
+def _wait_until(check: object, limit: float = 60) -> None:
+    deadline = time.monotonic() + ceiling(limit)
     while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, "the moment to signal never came"
         time.sleep(0.02)
@@ -54,7 +61,7 @@ def _wait_until(check: object, limit: float = 30) -> None:
 
 def _interrupted(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[str, str]:
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=ceiling(120))
     assert proc.returncode == 130, out + err
     assert "interrupted" in err and "Traceback" not in err, err
     return out, err
@@ -70,7 +77,8 @@ def test_an_interrupt_while_litellm_imports_exits_130_and_leaves_nothing(
     write_workflow(repo, THREE)
     server.script = [{"kind": "hang"}]
     proc = _spawn(["run", "task"], repo, env(server))
-    time.sleep(0.4)  # inside the seconds-long LiteLLM import, before any request
+    # aethr's handlers are in, and a second thread is importing LiteLLM (seconds), before any request.
+    _wait_until(lambda: handles_signals(proc.pid) and _threads(proc.pid) > 1)
     _interrupted(proc, sig)
     assert server.requests == [] and checkpoints(clean_env) == []
 
@@ -89,7 +97,7 @@ def test_an_interrupt_during_validate_exits_130(tmp_path: Path, sig: signal.Sign
     steps = "".join(f"  - {{id: s{i}, role: r, context: [git_diff, 'file:a{i}.md']}}\n" for i in range(20_000))
     write_workflow(tmp_path, f"workflow: big\nroles: {{r: go}}\nsteps:\n{steps}")
     proc = _spawn(["validate"], tmp_path)
-    time.sleep(0.3)  # parsing 20,000 steps takes seconds
+    _wait_until(lambda: handles_signals(proc.pid))  # from here on: importing, then parsing 20,000 steps (seconds)
     _interrupted(proc, sig)
 
 
@@ -130,7 +138,9 @@ def test_last_skips_a_running_run_and_an_explicit_path_to_it_is_refused(
     finished_early = resume_path(aethr("run", "task", cwd=repo, env=env(server)).err)
     server.script = [{"kind": "hang"}]
     server.requests.clear()
-    running = _spawn(["run", "task"], repo, env(server))
+    # The hang outlasts the test: a retry after the first-byte timeout would take the answers
+    # scripted below for the resume (seen on a loaded machine).
+    running = _spawn(["run", "task"], repo, {**env(server), "AETHR_FIRST_BYTE_TIMEOUT": "3600"})
     try:
         _wait_until(lambda: len(server.requests) == 1 and len(checkpoints(clean_env)) == 2)
         running_path = next(str(p) for p in checkpoints(clean_env) if str(p) != finished_early)
@@ -144,7 +154,7 @@ def test_last_skips_a_running_run_and_an_explicit_path_to_it_is_refused(
         assert not Path(finished_early).exists() and Path(running_path).exists()
     finally:
         running.send_signal(signal.SIGINT)
-        running.communicate(timeout=30)
+        running.communicate(timeout=ceiling(120))
 
 
 def test_auth_login_between_a_failure_and_its_resume(repo: Path, server: FakeOpenAI) -> None:
@@ -200,7 +210,7 @@ ALIAS_BOMB = (
 
 def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
     write_workflow(tmp_path, ALIAS_BOMB)
-    result = aethr("validate", cwd=tmp_path, timeout=20)
+    result = aethr("validate", cwd=tmp_path, timeout=60)
     assert result.code == 3, result.both
     assert ".aethr.yaml:2:8: YAML aliases (*a) are not allowed" in result.err
 
@@ -258,7 +268,7 @@ def test_a_closed_stdout_is_a_quiet_exit(repo: Path, tmp_path: Path, clean_env: 
         env={**os.environ, "AETHR_MOCK_RESPONSES": str(script)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=ceiling(120),
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and len(proc.stdout.splitlines()) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, write_workflow
+from tests.conftest import aethr, ceiling, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 LOOP = """\
@@ -63,7 +63,7 @@ def test_the_estimate_never_imports_litellm(repo: Path) -> None:
         cwd=repo,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=ceiling(120),
     )
     assert "estimate (nothing was called)" in code.stdout
     assert "| litellm" not in code.stderr and "aethr.estimate" in code.stderr

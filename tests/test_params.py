@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import aethr, git, write_workflow
+from tests.conftest import aethr, ceiling, git, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).parent.parent
@@ -228,7 +228,7 @@ def test_on_a_terminal_a_missing_required_parameter_is_asked_for(repo: Path) -> 
     ) as proc:
         os.close(child)
         os.write(controller, b"curt\n")
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=ceiling(120))
     os.close(controller)
     assert proc.returncode == 0, out + err
     assert "aethr: parameter tone (choice: the tone): " in err

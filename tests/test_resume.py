@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LIVE_LOOP, aethr, git, write_workflow
+from tests.conftest import LIVE_LOOP, aethr, ceiling, git, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 KEY = "sk-test-resume-0123456789"
@@ -105,7 +105,7 @@ def _start(repo: Path, server: FakeOpenAI) -> subprocess.Popen[str]:
 
 
 def _wait_for_requests(server: FakeOpenAI, count: int, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + ceiling(limit)
     while len(server.requests) < count:
         assert time.monotonic() < deadline, "the run never reached the expected request"
         time.sleep(0.05)
@@ -118,7 +118,7 @@ def test_interrupt_during_step_two(repo: Path, server: FakeOpenAI, sig: signal.S
     proc = _start(repo, server)
     _wait_for_requests(server, 2)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=ceiling(120))
     assert proc.returncode == 130, out + err
     assert "interrupted during step 'two'" in err
     assert "Traceback" not in err
@@ -138,7 +138,7 @@ def test_sigkill_during_step_two_then_resume_last(repo: Path, server: FakeOpenAI
     proc = _start(repo, server)
     _wait_for_requests(server, 2)
     proc.kill()
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=ceiling(120))
 
     server.script = [{"kind": "stream", "text": "two"}, {"kind": "stream", "text": "three"}]
     server.requests.clear()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import aethr, shell_script, write_workflow
+from tests.conftest import aethr, ceiling, shell_script, write_workflow
 
 LOOP = """\
 workflow: loop
@@ -200,7 +200,7 @@ def _run_in_pty(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, s
         stderr=subprocess.STDOUT,
     )
     os.close(child)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=ceiling(120))
     os.close(controller)
     return proc.returncode, out.decode()
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import aethr
+from tests.conftest import aethr, ceiling
 
 
 def run_on_tty(
@@ -31,7 +31,7 @@ def run_on_tty(
     )
     os.close(child)
     output = b""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + ceiling(60)
     while time.monotonic() < deadline:
         ready, _, _ = select.select([controller], [], [], 0.2)
         if ready:
@@ -47,7 +47,7 @@ def run_on_tty(
                 typed = ""
         elif proc.poll() is not None:
             break
-    proc.wait(timeout=30)
+    proc.wait(timeout=ceiling(60))
     os.close(controller)
     return proc.returncode, output.decode(errors="replace")
 
