@@ -133,6 +133,7 @@ def _git_diff(
     text = lead + text + added
     if not text.strip():
         note = f"no changes in {source.arg}" if source.arg else "no uncommitted changes"
+        note = "nothing staged" if source.arg == git.STAGED else note
         return f"[{note}]", ContextItem(name, "empty", 0, note)
     budget.spend(text)
     status = "truncated" if cut or more else "included"

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# `git_diff:staged`: what `git commit` would commit. A branch named "staged" is written
+# `refs/heads/staged` or as a range (`staged...HEAD`).
+STAGED = "staged"
 _ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
 
 
@@ -132,18 +135,32 @@ def head(root: Path) -> str | None:
     return out or None
 
 
-def _diff_base(root: Path, revision_range: str | None) -> str:
+def _diff_base(root: Path, revision_range: str | None) -> list[str]:
+    """The revision arguments of a diff: `revision_range`; for `STAGED` the index against HEAD
+    (`git diff --cached`); else the working tree against HEAD. HEAD is the empty tree before
+    the first commit, as `git commit` sees it."""
+    if revision_range == STAGED:
+        return ["--cached", "--end-of-options", head(root) or EMPTY_TREE]
     base = revision_range or head(root) or EMPTY_TREE
     if base.startswith("-"):
         raise GitError(f"'{base}' is not a revision range")
-    return base
+    return ["--end-of-options", base]
 
 
 def tracked_names(root: Path, revision_range: str | None = None) -> list[str]:
     """The paths `diff_lines` would show (both sides of a rename), relative to `root`."""
     base = _diff_base(root, revision_range)
-    out = _git(root, "diff", "--name-only", "-z", "--no-renames", "--relative", "--end-of-options", base, "--")
+    out = _git(root, "diff", "--name-only", "-z", "--no-renames", "--relative", *base, "--")
     return [name for name in out.split("\0") if name]
+
+
+def has_changes(root: Path, revision_range: str | None = None) -> bool:
+    """Whether `diff_lines` would show any tracked change (one quiet git call, no output read)."""
+    args = ("diff", "--quiet", "--no-ext-diff", "--no-textconv", *_diff_base(root, revision_range), "--")
+    proc = _run(root, args, None)
+    if proc.returncode not in (0, 1):
+        raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
+    return proc.returncode == 1
 
 
 @contextlib.contextmanager
@@ -152,12 +169,13 @@ def diff_lines(
 ) -> Iterator[Iterator[bytes]]:
     """The lines of `git diff` of tracked files, as bytes, read as git writes them (at most
     64 KiB at a time, so one enormous line is never held whole): staged and unstaged against
-    HEAD (the empty tree before the first commit), or `revision_range`; below `root`, paths
+    HEAD (the empty tree before the first commit), only the staged (`STAGED`), or
+    `revision_range`; below `root`, paths
     relative to it (as `list_files_split` gives them); `leave_out` paths excluded literally.
     Leaving the block early stops git. Raises GitError if git fails."""
     base = _diff_base(root, revision_range)
     excluded = [f":(exclude,literal){path}" for path in leave_out or []]
-    args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "--relative", "--end-of-options", base]
+    args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "--relative", *base]
     args += ["--", ".", *excluded]
     proc = _popen(root, args)
     assert proc.stdout is not None and proc.stderr is not None

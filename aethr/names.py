@@ -16,7 +16,7 @@ AGENT_PROVIDERS: dict[str, str | None] = {
     "codex": "openai",
     "gemini": "gemini",
 }
-CONTEXT_FORMS = "git_diff, git_diff:<range>, latest_diff, file:<path>, glob:<pattern>, step:<id>"
+CONTEXT_FORMS = "git_diff, git_diff:staged, git_diff:<range>, latest_diff, file:<path>, glob:<pattern>, step:<id>"
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ContextSource:
 
 
 def parse_context_source(value: object) -> ContextSource:
-    """Parse `git_diff`, `git_diff:<range>`, `latest_diff`, `file:<path>` or `glob:<pattern>`."""
+    """Parse `git_diff`, `git_diff:staged`, `git_diff:<range>`, `latest_diff`, `file:<path>` or `glob:<pattern>`."""
     if isinstance(value, ContextSource):
         return value
     if not isinstance(value, str) or not value.strip():
