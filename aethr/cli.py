@@ -46,6 +46,8 @@ always `run_finished`, with the exit code, status and verdict.
 class OutputFormat(StrEnum):
     md = "md"
     json = "json"
+    github_review = "github-review"
+    sarif = "sarif"
 
 
 ContextOpt = Annotated[
@@ -86,6 +88,14 @@ OutputOpt = Annotated[
     Path | None, typer.Option("--output", help="Write the final text and verdict here, even on failure.")
 ]
 OutputFormatOpt = Annotated[OutputFormat, typer.Option("--output-format", help="The --output file's format.")]
+DiffRangeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--diff-range",
+        metavar="RANGE",
+        help="The pull request's diff (origin/main...HEAD) that github-review places comments on.",
+    ),
+]
 SummaryOpt = Annotated[
     bool, typer.Option("--summary-include-output", help="Put model text in $GITHUB_STEP_SUMMARY too.")
 ]
@@ -240,6 +250,7 @@ def run(
     fail_on_revise: FailOnReviseOpt = False,
     output: OutputOpt = None,
     output_format: OutputFormatOpt = OutputFormat.md,
+    diff_range: DiffRangeOpt = None,
     summary_include_output: SummaryOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -266,7 +277,7 @@ def run(
         params=tuple(param or ()),
         save_workflow=save_workflow,
         force=force,
-        report=ReportOptions(json_, output, output_format.value, summary_include_output),
+        report=ReportOptions(json_, output, output_format.value, summary_include_output, diff_range),
     )
     try:
         runner.run_command(options)

@@ -239,3 +239,16 @@ def diff_stat(root: Path, before: str, after: str) -> str:
 
 def is_ignored(root: Path, path: str) -> bool:
     return _run(root, ("check-ignore", "--quiet", "--", path), None).returncode == 0
+
+
+PR_DIFF_CAP = 64 * 1024 * 1024
+
+
+def pull_request_diff(root: Path, revision_range: str | None) -> Capped:
+    """The diff GitHub shows for a pull request: `git diff -M RANGE` (the working tree
+    against HEAD without one), from the repository's top, with a/ and b/ prefixes whatever
+    the user's configuration says. Raises GitError if git fails."""
+    base = _diff_base(root, revision_range)
+    top = toplevel(root) or root
+    args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "-M", "--src-prefix=a/", "--dst-prefix=b/"]
+    return _git_capped(top, [*args, "--end-of-options", base, "--"], PR_DIFF_CAP)

@@ -36,8 +36,9 @@ from aethr.fsutil import atomic_write
 class ReportOptions(NamedTuple):
     json_output: bool = False
     output: Path | None = None  # --output FILE
-    output_format: str = "md"  # md | json
+    output_format: str = "md"  # md | json | github-review | sarif
     summary_include_output: bool = False
+    diff_range: str | None = None  # --diff-range: the pull request's diff, for github-review
 
 
 def status_word(code: int) -> str:
@@ -130,10 +131,19 @@ class Report:
         if summary:
             with Path(summary).open("a", encoding="utf-8") as out:
                 out.write(self.markdown_summary(code, reason))
-        if code != 0 and reason and self.env.get("GITHUB_ACTIONS") == "true":
-            stream = sys.stderr if self.options.json_output else sys.stdout
-            stream.write(f"::error title=aethr::{_escape(sensitive.mask(reason))}\n")
-            stream.flush()
+        if self.env.get("GITHUB_ACTIONS") == "true":
+            self._workflow_commands(code, reason)
+
+    def _workflow_commands(self, code: int, reason: str | None) -> None:
+        """An annotation per finding of the final answer, and `::error` for a failure."""
+        from aethr.ci.outputs import annotation_lines
+
+        stream = sys.stderr if self.options.json_output else sys.stdout
+        lines = annotation_lines(sensitive.mask(self.final_text))
+        if code != 0 and reason:
+            lines.append(f"::error title=aethr::{_escape(sensitive.mask(reason))}")
+        stream.write("".join(line + "\n" for line in lines))
+        stream.flush()
 
     def _json_end(self, code: int, error: AethrError | None) -> None:
         from aethr.render import JsonRenderer
@@ -158,12 +168,15 @@ class Report:
     def _write_output(self, code: int, reason: str | None) -> None:
         assert self.options.output is not None
         text = sensitive.mask(self.final_text)
-        if self.options.output_format == "json":
+        heading = f"### aethr · {self.workflow or 'run'} · verdict: **{self.verdict}**"
+        if self.options.output_format in ("github-review", "sarif"):
+            body = self._ci_output(text, heading, code, reason)
+        elif self.options.output_format == "json":
             data = {"workflow": self.workflow, "verdict": self.verdict, "exit_code": code}
             data |= {"status": self.status(code), "reason": reason, "output": text}
             body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
         else:
-            head = f"<!-- aethr -->\n### aethr · {self.workflow or 'run'} · verdict: **{self.verdict}**\n\n"
+            head = f"<!-- aethr -->\n{heading}\n\n"
             ending = (
                 ""
                 if self.status(code) in ("ok", "revise")
@@ -171,6 +184,23 @@ class Report:
             )
             body = head + (text.strip() or "_(no output)_") + ending + "\n"
         atomic_write(self.options.output, body.encode(), mode=0o644)
+
+    def _ci_output(self, text: str, heading: str, code: int, reason: str | None) -> str:
+        from aethr import git
+        from aethr.ci.outputs import render
+
+        def diff_text() -> str:
+            try:
+                # The repository aethr runs in: the one whose pull request the review is for.
+                return git.pull_request_diff(Path.cwd(), self.options.diff_range).text
+            except git.GitError as exc:
+                # The run is over: its findings still go out, all in the review's body.
+                sys.stderr.write(f"aethr: the pull request's diff could not be read: {exc}\n")
+                return ""
+
+        if self.status(code) not in ("ok", "revise"):
+            heading += f"\n\n> The run failed (exit {code}, {self.status(code)}): {sensitive.mask(reason or '')}"
+        return render(self.options.output_format, text, heading, diff_text)
 
     def markdown_summary(self, code: int, reason: str | None) -> str:
         from aethr.render import money, tokens

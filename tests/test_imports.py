@@ -1,4 +1,4 @@
-"""Commands that call no model never import litellm (it costs seconds)."""
+"""Commands that call no model never import litellm (it costs seconds), nor jsonschema."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ def test_no_litellm_import(tmp_path: Path, args: list[str]) -> None:
     imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
     assert "aethr.cli" in imported, "the probe sees aethr's own imports"
     assert not [name for name in imported if name.split(".")[0] == "litellm"]
+    # Only a step with an output schema, or a findings answer, pays for the JSON Schema library.
+    assert not [name for name in imported if name.split(".")[0] == "jsonschema"]
 
 
 def test_a_live_run_does_import_litellm(tmp_path: Path) -> None:
