@@ -251,4 +251,4 @@ def pull_request_diff(root: Path, revision_range: str | None) -> Capped:
     base = _diff_base(root, revision_range)
     top = toplevel(root) or root
     args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "-M", "--src-prefix=a/", "--dst-prefix=b/"]
-    return _git_capped(top, [*args, "--end-of-options", base, "--"], PR_DIFF_CAP)
+    return _git_capped(top, [*args, *base, "--"], PR_DIFF_CAP)
