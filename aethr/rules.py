@@ -27,6 +27,7 @@ _AGENT_KEYS = (
     "inherit_user_config",
     "idle_timeout",
     "prompt",
+    "allow_truncated",
 )
 _COMMAND_KEYS = ("cwd", "env", "ok_exit_codes", "allow_failure", "output_tokens")
 
@@ -100,6 +101,9 @@ def _command_step(i: int, step: Step) -> list[Problem]:
             found.append(Problem(("steps", i, key), f"step '{step.id}': `{key}` belongs to a `run:` step", on_key=True))
         if not step.role:
             found.append(Problem(("steps", i), f"step '{step.id}' needs a `role` (or `run:` for a command step)"))
+        if step.backend != "model" and "allow_truncated" in given:
+            msg = f"step '{step.id}': `allow_truncated` belongs to a model step (an agent's answer has no length limit)"
+            found.append(Problem(("steps", i, "allow_truncated"), msg, on_key=True))
         if step.repeat and step.repeat.until_command_passes:
             msg = f"step '{step.id}': until_command_passes needs a `run:` step; a model step can use until_review_pass"
             found.append(Problem(("steps", i, "repeat", "until_command_passes"), msg))

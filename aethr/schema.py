@@ -116,6 +116,10 @@ class Step(_Strict):
     max_output_tokens: int | None = Field(
         None, ge=1, description="Model steps: the most tokens the model may answer with (sent as its max tokens)."
     )
+    allow_truncated: bool = Field(
+        False,
+        description="Model steps: take an answer cut at the output limit (finish reason `length`) instead of failing.",
+    )
     backend: Literal["model", "opencode", "claude", "codex", "gemini"] = Field(
         "model",
         description="`model` calls the role's model; an agent (`opencode`, `claude`, `codex`, `gemini`) "

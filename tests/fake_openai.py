@@ -13,6 +13,7 @@ script runs out, the last behaviour repeats. Behaviours (dicts):
     {"kind": "json", "text": "..."}       one complete JSON answer, even to a streaming request
     {"kind": "stall"}                     headers, then nothing (until the server stops)
     {"kind": "empty"}                     a finished answer with no text
+    "finish": "length" on a stream/json   the finish reason sent (default "stop")
     "headers": {...} on a stream          extra response headers (a gateway's x-litellm-…)
 
 Every request body is appended to `requests` (and to `log_path` as JSON lines when
@@ -167,7 +168,11 @@ class FakeOpenAI:
                             "created": int(time.time()),
                             "model": model,
                             "choices": [
-                                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": text},
+                                    "finish_reason": behaviour.get("finish", "stop"),
+                                }
                             ],
                             "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
                         },
@@ -202,7 +207,7 @@ class FakeOpenAI:
                         size = int(behaviour.get("chunk_size", 8))
                         for start in range(0, len(text), size):
                             self._event(self._chunk(model, {"content": text[start : start + size]}))
-                        finish = "stop"
+                        finish = behaviour.get("finish", "stop")
                     if behaviour.get("kind") == "drop":
                         return  # the connection closes with no finish reason and no [DONE]
                     self._event(self._chunk(model, {}, finish))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import MOCK_TWO_STEPS, Result, aethr, write_workflow
+from tests.fake_openai import FakeOpenAI
 
 
 def events(result: Result) -> list[dict[str, Any]]:
@@ -110,3 +111,48 @@ def test_run_help_is_readable_and_lists_the_timeouts(repo: Path) -> None:
     assert "float range" not in result.out and "x>=" not in result.out
     for name in ("AETHR_FIRST_BYTE_TIMEOUT", "AETHR_IDLE_TIMEOUT", "AETHR_TIMEOUT", "AETHR_MAX_COST"):
         assert name in result.out, name
+
+
+CUT = """\
+workflow: cut
+roles: {reviewer: Review.}
+models: {reviewer: openai:gpt-4o-mini}
+steps:
+  - id: review
+    role: reviewer
+    max_output_tokens: 40
+"""
+
+
+def live(server: FakeOpenAI) -> dict[str, str]:
+    return {"AETHR_LIVE": "1", "OPENAI_API_KEY": "sk-test-0123456789", "OPENAI_API_BASE": server.base_url}
+
+
+@pytest.mark.parametrize("kind", ["stream", "json"], ids=["streamed", "not-streamed"])
+def test_an_answer_cut_at_its_length_fails_the_step(repo: Path, server: FakeOpenAI, kind: str) -> None:
+    write_workflow(repo, CUT)
+    server.script = [{"kind": kind, "text": "Found a high bug in app.py; the fix is to", "finish": "length"}]
+    result = aethr("run", "task", "--json", cwd=repo, env=live(server))
+    assert result.code == 1, result.both
+    failed = [e for e in events(result) if e["event"] == "run_failed"][0]
+    assert "step 'review'" in failed["reason"] and "cut at its output limit of 40 tokens" in failed["reason"]
+    assert failed["checkpoint"], "a resume can ask again once the limit is raised"
+    # A stream is one request; an answer that ignores streaming is asked again without it, once.
+    assert server.requests[0]["max_tokens"] == 40
+    assert len(server.requests) == (1 if kind == "stream" else 2), "a cut answer is final: not retried"
+    assert "raise `max_output_tokens` on step 'review'" in aethr("run", "task", cwd=repo, env=live(server)).err
+
+
+def test_a_step_that_allows_a_cut_answer_takes_it_and_says_so(repo: Path, server: FakeOpenAI) -> None:
+    write_workflow(repo, CUT + "    allow_truncated: true\n")
+    server.script = [{"kind": "stream", "text": "The start of a long answer", "finish": "length"}]
+    result = aethr("run", "task", cwd=repo, env=live(server))
+    assert result.code == 0, result.both
+    assert "The start of a long answer" in result.out
+    assert "step 'review': the answer was cut at its output limit of 40 tokens; taken as it is" in result.err
+
+
+def test_allow_truncated_belongs_to_a_model_step(repo: Path) -> None:
+    write_workflow(repo, "workflow: w\nroles: {r: x}\nsteps:\n  - {id: s, run: 'true', allow_truncated: true}\n")
+    result = aethr("validate", cwd=repo)
+    assert result.code == 3 and "`allow_truncated` does not go with `run:`" in result.err, result.both

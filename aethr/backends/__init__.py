@@ -40,6 +40,7 @@ class Endpoint(NamedTuple):
     first_byte: float = 25.0  # seconds until the first chunk
     idle: float = 60.0  # seconds between chunks (agents: between events)
     max_tokens: int | None = None  # the step's `max_output_tokens`, sent to the model
+    allow_truncated: bool = False  # the step's `allow_truncated`: an answer cut at max_tokens is taken
 
 
 class Request(NamedTuple):
@@ -140,6 +141,7 @@ class Backends:
             first_byte=self.settings.first_byte_timeout,
             idle=step.idle_timeout or (AGENT_IDLE if step.kind in AGENT_PROVIDERS else self.settings.idle_timeout),
             max_tokens=step.max_output_tokens,
+            allow_truncated=step.allow_truncated,
         )
 
     def check_window(self, step: Step, prompt: str) -> str | None:

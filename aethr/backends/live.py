@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from aethr import pricing, sensitive, settings
-from aethr.backends import Completion, Emit, Endpoint, Request, failures
+from aethr.backends import Completion, Emit, Endpoint, Request, answers, failures
 from aethr.backends import stream as stream_mod
 from aethr.backends.failures import StreamCut
 from aethr.backends.stream import Hung, Limits
@@ -209,9 +209,9 @@ class LiteLLMBackend:
                 raise StreamCut("the answer ended without a finish reason")
             if text:
                 emit(TextChunk(request.step_id, text))
-            return self._finish(request, text, getattr(response, "usage", None), response)
+            return self._finish(request, text, getattr(response, "usage", None), response, choice.finish_reason, emit)
         parts: list[str] = []
-        usage = None
+        usage, reason = None, None
         try:
             for chunk in chunks:
                 for choice in getattr(chunk, "choices", None) or []:
@@ -219,6 +219,7 @@ class LiteLLMBackend:
                     if delta:
                         parts.append(delta)
                         emit(TextChunk(request.step_id, delta))
+                    reason = getattr(choice, "finish_reason", None) or reason
                 usage = getattr(chunk, "usage", None) or usage
             # LiteLLM's stream wrapper adds a synthetic "stop" when the provider sent no finish
             # reason (a cut connection); only the reason the provider really sent counts.
@@ -229,16 +230,11 @@ class LiteLLMBackend:
             if parts:
                 raise _Streamed(exc, estimate_tokens("".join(parts))) from None
             raise
-        return self._finish(request, "".join(parts), usage, holder[0])
+        return self._finish(request, "".join(parts), usage, holder[0], reason, emit)
 
-    def _finish(self, request: Request, text: str, usage: Any, response: Any) -> Completion:
+    def _finish(self, request: Request, text: str, usage: Any, response: Any, reason: Any, emit: Emit) -> Completion:
         spent = _usage(request, text, usage, response)
-        if not text.strip():
-            raise StepFailed(
-                f"step '{request.step_id}' (role {request.role}, model {request.model}): the model's answer was empty",
-                hint="resume to ask again; if it keeps happening, check the model and the endpoint",
-                usage=spent,
-            )
+        answers.check_whole(request, text, reason, spent, emit)
         return Completion(text, spent)
 
 
