@@ -134,7 +134,7 @@ def test_an_answer_cut_at_its_length_fails_the_step(repo: Path, server: FakeOpen
     server.script = [{"kind": kind, "text": "Found a high bug in app.py; the fix is to", "finish": "length"}]
     result = aethr("run", "task", "--json", cwd=repo, env=live(server))
     assert result.code == 1, result.both
-    failed = [e for e in events(result) if e["event"] == "run_failed"][0]
+    failed = next(e for e in events(result) if e["event"] == "run_failed")
     assert "step 'review'" in failed["reason"] and "cut at its output limit of 40 tokens" in failed["reason"]
     assert failed["checkpoint"], "a resume can ask again once the limit is raised"
     # A stream is one request; an answer that ignores streaming is asked again without it, once.
