@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -59,9 +60,54 @@ def _read(name: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+_AFTER_KEY = re.compile(rb"\s*:\s*(?={)")
+
+
 @functools.cache
-def _table() -> dict[str, Any]:
-    return _read(TABLE_NAME)
+def _table_bytes() -> bytes:
+    path = table_path()
+    try:
+        return path.read_bytes() if path is not None else b""
+    except OSError:
+        return b""
+
+
+@functools.cache
+def _lookup(key: str) -> dict[str, Any] | None:
+    """The table's top-level entry `key`, parsed alone: the table is 3 MB and parsing all of
+    it costs tens of milliseconds, finding one key's offset under one. A key is top-level
+    where it opens a line at most one indent deep (nested keys sit two deep); the last such
+    occurrence wins, as it does for `json.loads`."""
+    data = _table_bytes()
+    if not data.startswith(b"{\n"):  # not the layout the scan expects: read it the slow way
+        found = _read(TABLE_NAME).get(key) if data else None
+        return found if isinstance(found, dict) else None
+    found = None
+    for quoted in {json.dumps(key).encode(), json.dumps(key, ensure_ascii=False).encode()}:
+        at = data.find(quoted)
+        while at >= 0:
+            line = data.rfind(b"\n", 0, at) + 1
+            after = _AFTER_KEY.match(data, at + len(quoted))
+            if after and at - line <= 4 and not data[line:at].strip():
+                found = after.end() if found is None else max(found, after.end())
+            at = data.find(quoted, at + 1)
+    return None if found is None else _object_at(data, found)
+
+
+def _object_at(data: bytes, start: int) -> dict[str, Any] | None:
+    """The JSON object that starts at byte `start`, read through a window that grows until
+    the object fits (an entry is a few hundred bytes)."""
+    size = 4096
+    while True:
+        chunk = data[start : start + size].decode("utf-8", errors="ignore")
+        try:
+            value, _ = json.JSONDecoder().raw_decode(chunk)
+        except ValueError:
+            if start + size >= len(data):
+                return None
+            size *= 4
+            continue
+        return value if isinstance(value, dict) else None
 
 
 @functools.cache
@@ -73,20 +119,19 @@ def providers() -> frozenset[str]:
 
 def known_model(name: str) -> bool:
     """True when the table has `name` itself (a bare model name LiteLLM can route)."""
-    return isinstance(_table().get(name), dict)
+    return _lookup(name) is not None
 
 
 def entry(model: str) -> dict[str, Any] | None:
     """The table's entry for a LiteLLM model name (`provider/model`), or None."""
-    table = _table()
-    found = table.get(model)
-    if isinstance(found, dict):
+    found = _lookup(model)
+    if found is not None:
         return found
     provider, _, bare = model.partition("/")
     if not bare:
         provider, bare = "openai", model
-    found = table.get(bare)
-    if isinstance(found, dict) and found.get("litellm_provider") in (provider, _PROVIDER_ALIASES.get(provider)):
+    found = _lookup(bare)
+    if found is not None and found.get("litellm_provider") in (provider, _PROVIDER_ALIASES.get(provider)):
         return found
     return None
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_repo
+from aethr import pricing
+from tests.conftest import MOCK_TWO_STEPS, make_repo, write_workflow
 
 
 @pytest.mark.parametrize(
@@ -60,3 +63,48 @@ def test_a_live_run_does_import_litellm(tmp_path: Path) -> None:
     )
     assert proc.returncode == 4
     assert "import time:" in proc.stderr and "| litellm" in proc.stderr
+
+
+# An audit hook sees every file the interpreter opens: the probe for what a run reads.
+_OPENS = (
+    "import runpy, sys\n"
+    "sys.addaudithook(lambda event, args: event == 'open' and print('OPEN', args[0], file=sys.stderr))\n"
+    "sys.argv = ['aethr', *sys.argv[1:]]\n"
+    "runpy.run_module('aethr', run_name='__main__')\n"
+)
+
+
+def _opened(project: Path, *args: str, env: dict[str, str] | None = None) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _OPENS, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [line.split(" ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("OPEN ")]
+
+
+def test_a_mock_run_never_reads_the_price_table_and_an_estimate_does(tmp_path: Path) -> None:
+    project = make_repo(tmp_path / "p")
+    write_workflow(project, MOCK_TWO_STEPS.replace("steps:", "models: {planner: 'openai:gpt-4o-mini'}\nsteps:"))
+    mock = _opened(project, "run", "task")
+    assert any(path.endswith(".aethr.yaml") for path in mock), "the probe sees what aethr opens"
+    assert not [path for path in mock if path.endswith(pricing.TABLE_NAME)]
+    assert [path for path in _opened(project, "run", "task", "--estimate") if path.endswith(pricing.TABLE_NAME)]
+
+
+def test_one_entry_read_alone_is_the_entry_the_whole_table_holds() -> None:
+    path = pricing.table_path()
+    assert path is not None
+    text = path.read_text(encoding="utf-8")
+    whole = json.loads(text)
+    usual = set(re.findall(r'\n    "([^"\\]*)": \{', text))
+    # A spread of the entries, and every one laid out unlike the rest (the scan must find it too).
+    keys = list(whole)[:: max(1, len(whole) // 300)] + [key for key in whole if key not in usual]
+    assert len(keys) > 300
+    for key in keys:
+        assert pricing._lookup(key) == whole[key], key
+    assert pricing._lookup("no-such-model-anywhere") is None
+    assert pricing.entry("openai/gpt-4o-mini") == whole["gpt-4o-mini"]
