@@ -23,6 +23,7 @@ Decisions, where a hook differs from a run:
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -114,8 +115,6 @@ def review(stage: str, args: Sequence[str], root: Path, env: Mapping[str, str]) 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The `aethr-hook` script."""
-    import os
-
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in _WHAT:
         _say(_USAGE)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, git, make_repo, shell_script, write_workflow
+from tests.conftest import aethr, ceiling, git, make_repo, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +139,7 @@ def hooked_repo(tmp_path: Path, hook_id: str, args: list[str] | None = None) -> 
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=ceiling(120),
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return repo, env
@@ -150,7 +150,7 @@ def live(env: dict[str, str], server: FakeOpenAI) -> dict[str, str]:
 
 
 def run(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=ceiling(300))
 
 
 def commits(repo: Path) -> int:
@@ -247,6 +247,32 @@ def test_the_plain_git_recipe_in_the_readme_reviews_the_staged_change(tmp_path: 
 @pytest.mark.parametrize("argv", [[], ["post-merge"]])
 def test_the_hook_script_names_its_stages(repo: Path, argv: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "aethr.hook", *argv], cwd=repo, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "aethr.hook", *argv], cwd=repo, capture_output=True, text=True, timeout=ceiling(60)
     )
     assert done.returncode == 2 and "usage: aethr-hook pre-commit|pre-push" in done.stderr
+
+
+def test_the_manifest_is_one_pre_commit_accepts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-manifest", str(ROOT / ".pre-commit-hooks.yaml")],
+        env={**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        timeout=ceiling(60),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_first_push_has_no_range_and_a_failed_review_is_advisory(tmp_path: Path, server: FakeOpenAI) -> None:
+    repo, env = hooked_repo(tmp_path, "aethr-review-push")
+    git(tmp_path, "init", "-q", "--bare", "empty.git")
+    first = run(repo, live(env, server), "git", "push", "-q", str(tmp_path / "empty.git"), "main")
+    assert first.returncode == 0 and "no pushed range" in first.stdout + first.stderr, first.stdout + first.stderr
+    assert server.requests == []
+    server.script = [{"kind": "status", "code": 400, "message": "scripted bad request"}]
+    (repo / "app.py").write_text("CHANGED\n")
+    git(repo, "commit", "-qam", "change")
+    failed = run(repo, live(env, server), "git", "push", "-q", str(tmp_path / "empty.git"), "main")
+    printed = failed.stdout + failed.stderr
+    assert failed.returncode == 0 and "scripted bad request" in printed, printed
+    assert "the review ended with exit 1; the hook is advisory, so the push goes on" in printed
