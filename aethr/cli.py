@@ -204,6 +204,10 @@ def validate(config: ConfigOpt = None, param: ParamOpt = None, verbose: VerboseO
     found = require_config(Path.cwd(), config)
     assert found.config is not None
     wf = load(found.config)
+    from aethr import structured
+
+    for step in wf.steps:  # an output schema is read and checked against the meta-schema
+        structured.resolve(step, found.root, None)
     loops = sum(1 for s in wf.steps if s.repeat)
     typer.echo(
         f"{found.config}: ok · workflow {wf.workflow} · {len(wf.steps)} step(s) · {len(wf.roles)} role(s)"

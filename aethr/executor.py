@@ -247,7 +247,8 @@ class Executor:
         gathered = context.gather(
             step.context, self.root, state.latest, workflow_file=self.config_file, files=self._files, outputs=outputs
         )
-        prompt = prompts.build(self.workflow, step, state.task, state.results, state.latest, gathered.blocks)
+        history, output = state.results, self.backends.output_for(step)
+        prompt = prompts.build(self.workflow, step, state.task, history, state.latest, gathered.blocks, output)
         self.sink.emit(PromptBuilt(step.id, prompt, gathered.report))
         for item in gathered.report:
             if item.status in ("refused", "skipped", "empty"):

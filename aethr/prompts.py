@@ -12,6 +12,7 @@ from aethr import conditions
 from aethr.context import CHARS_PER_TOKEN
 from aethr.results import Artifact, StepResult
 from aethr.schema import Step, Workflow
+from aethr.structured import OutputSpec, instruction
 
 HISTORY_TOKENS_PER_STEP = 4_000
 HISTORY_TOKENS = 12_000
@@ -84,6 +85,7 @@ def build(
     history: Sequence[StepResult],
     latest: Artifact | None,
     context_blocks: Sequence[str],
+    output: OutputSpec | None = None,
 ) -> str:
     """The full prompt for `step`. `history` is every earlier result of the run, in order."""
     role_text = ROLE_INSTRUCTIONS.get(step.role, GENERIC_INSTRUCTIONS.format(role=step.role))
@@ -106,4 +108,6 @@ def build(
     reply = condition.instruction(step.repeat.back_to) if condition and step.repeat else None
     if reply:
         sections.append(f"# Reply format\n{reply}")
+    if output is not None:
+        sections.append(f"# Answer format\n{instruction(output)}")
     return "\n\n".join(sections) + "\n"

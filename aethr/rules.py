@@ -65,6 +65,7 @@ def cross_check(wf: Workflow) -> list[Problem]:
         seen.setdefault(step.id, i)
         problems += _command_step(i, step)
         problems += _agent_model(i, step, wf)
+        problems += _output(i, step)
         ids = [s.id for s in wf.steps]
         problems += _step_sources(i, step, ids[:i], ids[i + 1 :])
         if step.run is None and step.role and step.role not in wf.roles:
@@ -189,11 +190,40 @@ def _agent_model(i: int, step: Step, wf: Workflow) -> list[Problem]:
     return [Problem(("steps", i, "backend"), msg)]
 
 
+def _output(i: int, step: Step) -> list[Problem]:
+    """`output` is a model step's; a loop on a field needs it, and a status line does not fit JSON."""
+    loop = step.repeat
+    if step.output is not None and step.kind != "model":
+        return [Problem(("steps", i, "output"), f"step '{step.id}': `output` goes with model steps only")]
+    if loop is not None and loop.until is not None and step.output is None:
+        msg = f"step '{step.id}': repeat.until reads a field of the answer, so the step needs `output: {{schema: …}}`"
+        return [Problem(("steps", i, "repeat", "until"), msg)]
+    if loop is not None and loop.until_review_pass and step.output is not None:
+        msg = (
+            f"step '{step.id}' answers in JSON (`output`), which has no 'Review status:' line; "
+            "use `until: {field: verdict, equals: pass}`"
+        )
+        return [Problem(("steps", i, "repeat", "until_review_pass"), msg)]
+    return []
+
+
 def _step_sources(i: int, step: Step, earlier: list[str], later: list[str]) -> list[Problem]:
     found = []
     for n, source in enumerate(step.context):
-        if source.kind == "step" and source.arg not in earlier:
-            why = "a later step" if source.arg in later else "not a step of this workflow"
+        named = step_of(source.arg, earlier + later)[0] if source.kind == "step" else None
+        if named is not None and named not in earlier:
+            why = "a later step" if named in later else "not a step of this workflow"
             msg = f"context step:{source.arg} in step '{step.id}' is {why}{_near(source.arg, earlier)}"
             found.append(Problem(("steps", i, "context", n), msg + "; it must name an earlier step"))
     return found
+
+
+def step_of(arg: str, ids: list[str]) -> tuple[str, str | None]:
+    """`step:ARG` as (step id, field): the whole of ARG when it names a step (ids may hold
+    dots), else the longest step id before a dot and the field after it (`review.findings`)."""
+    if arg in ids:
+        return arg, None
+    for cut in range(len(arg) - 1, 0, -1):
+        if arg[cut] == "." and arg[:cut] in ids:
+            return arg[:cut], arg[cut + 1 :]
+    return arg, None

@@ -77,6 +77,26 @@ class Param(_Strict):
         return self
 
 
+class FieldEquals(_Strict):
+    """A field of a step's structured answer (see `output`) that ends a loop when it equals a value."""
+
+    field: str = Field(min_length=1, description="A top-level field of the step's JSON answer, e.g. verdict.")
+    equals: Scalar = Field(description="The value that ends the loop, e.g. pass.")
+
+
+class Output(_Strict):
+    """A model step's answer is JSON valid against this schema (asked for, validated, asked again once)."""
+
+    # `schema` would shadow a BaseModel attribute, so the field has another name; the file says `schema`.
+    model_config = ConfigDict(validate_by_alias=True, validate_by_name=False, serialize_by_alias=True)
+
+    json_schema: dict[str, Any] | str = Field(
+        alias="schema",
+        description="An inline JSON Schema (Draft 2020-12), `file:PATH` (inside the project), "
+        "or `findings` (aethr's review findings schema).",
+    )
+
+
 class Repeat(_Strict):
     """Send the run back to `back_to` until the condition holds, at most `max_iterations` passes."""
 
@@ -88,14 +108,18 @@ class Repeat(_Strict):
     until_command_passes: bool = Field(
         False, description="Command steps: stop when the command passes (its exit code is in ok_exit_codes)."
     )
+    until: FieldEquals | None = Field(
+        None, description="Steps with an `output` schema: stop when a field of the answer equals a value."
+    )
     max_iterations: int = Field(3, ge=1, le=20, description="Passes of the slice, 1 to 20.")
 
     @model_validator(mode="after")
     def _one_condition(self) -> Repeat:
         given = [self.until_review_pass, self.until_contains is not None, self.until_command_passes]
-        if sum(given) != 1:
+        if sum(given) + (self.until is not None) != 1:
             raise ValueError(
-                "give exactly one of `until_review_pass: true`, `until_contains: …` or `until_command_passes: true`"
+                "give exactly one of `until_review_pass: true`, `until_contains: …`, "
+                "`until_command_passes: true` or `until: {field: …, equals: …}`"
             )
         return self
 
@@ -141,6 +165,7 @@ class Step(_Strict):
     history_visibility: Literal["all", "latest", "summary", "none"] = "all"
     timeout: float | None = Field(None, gt=0, description="Seconds per model call, agent run or command.")
     repeat: Repeat | None = None
+    output: Output | None = Field(None, description="Model steps: the JSON Schema the answer must fit.")
 
     @property
     def kind(self) -> str:

@@ -82,6 +82,9 @@ class Router:
     def price_for(self, step: Step) -> None:
         return None
 
+    def output_for(self, step: Step) -> None:
+        return None
+
     def for_step(self, step: Step) -> Backend:
         return self.backend
 

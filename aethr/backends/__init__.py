@@ -25,6 +25,7 @@ from aethr.settings import Settings
 if TYPE_CHECKING:
     from aethr.backends.agent import AgentBackend
     from aethr.backends.command import CommandSpec
+    from aethr.structured import OutputSpec
 
 Emit = Callable[[Event], None]
 AGENT_IDLE = 180.0  # seconds an agent may go without an event, unless the step says
@@ -58,6 +59,7 @@ class Request(NamedTuple):
     command: CommandSpec | None = None  # `run:` steps: the command
     iteration: int = 1  # which pass of the step this is
     inherit_user_config: bool = False  # agents: the user's own config home, not a clean one
+    output: OutputSpec | None = None  # model steps: the JSON Schema the answer must fit
 
 
 class Completion(NamedTuple):
@@ -104,6 +106,8 @@ class Router(Protocol):
 
     def price_for(self, step: Step) -> tuple[float, float] | None: ...
 
+    def output_for(self, step: Step) -> OutputSpec | None: ...
+
     def for_step(self, step: Step) -> Backend: ...
 
 
@@ -118,6 +122,7 @@ class Backends:
         # A preview shows each step's prompt once: loops are not followed.
         self.follows_loops = not preview
         self._cache: dict[str, Backend] = {}
+        self._outputs: dict[str, OutputSpec | None] = {}
 
     def model_for(self, step: Step) -> str | None:
         if step.kind == "command":
@@ -207,6 +212,15 @@ class Backends:
             return 900.0
         return self.settings.timeout
 
+    def output_for(self, step: Step) -> OutputSpec | None:
+        """The step's output schema, read and checked once per run (ConfigError when bad);
+        a preview shows what a live run would ask for."""
+        if step.id not in self._outputs:
+            from aethr.structured import resolve
+
+            self._outputs[step.id] = resolve(step, self.root, self.model_for(step))
+        return self._outputs[step.id]
+
     def for_step(self, step: Step) -> Backend:
         if self.mode == "preview":
             kind = "preview"
@@ -216,6 +230,11 @@ class Backends:
             kind = self.mode if self.mode != "live" else step.backend
         if kind not in self._cache:
             self._cache[kind] = self._make(kind)
+        spec = self.output_for(step) if kind in ("mock", "model") else None
+        if spec is not None:
+            from aethr.backends.checked import Checked
+
+            return Checked(self._cache[kind], spec)
         return self._cache[kind]
 
     def _make(self, kind: str) -> Backend:
@@ -257,6 +276,7 @@ class Backends:
                     "or set AETHR_MODEL",
                 )
         for step in self.workflow.steps:
+            self.output_for(step)
             self.for_step(step).check_ready(step, self.model_for(step), self.root, self.endpoint_for(step))
 
 

@@ -174,14 +174,7 @@ class LiteLLMBackend:
     def _call(self, litellm: ModuleType, request: Request, emit: Emit, stream: bool) -> Completion:
         endpoint = request.endpoint
         limits = Limits(endpoint.first_byte, endpoint.idle, request.timeout)
-        options: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
-        if endpoint.max_tokens:
-            options["max_tokens"] = endpoint.max_tokens
-        if endpoint.api_base:
-            options["api_base"] = endpoint.api_base
-        if endpoint.api_key_env:
-            # A keyless local server still needs some key for LiteLLM's client; it is never sent anywhere else.
-            options["api_key"] = settings.env_value(endpoint.api_key_env) or "aethr-keyless"
+        options = _options(request, stream)
         finish = None
         if stream and _provider(request.model or "") == "gemini":
             options["client"], finish = stream_mod.finish_sniffer(b'"finishReason"', endpoint.idle)
@@ -236,6 +229,24 @@ class LiteLLMBackend:
         spent = _usage(request, text, usage, response)
         answers.check_whole(request, text, reason, spent, emit)
         return Completion(text, spent)
+
+
+def _options(request: Request, stream: bool) -> dict[str, Any]:
+    """The call's options beyond the model and the message: limits, endpoint, answer format."""
+    endpoint = request.endpoint
+    options: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
+    if endpoint.max_tokens:
+        options["max_tokens"] = endpoint.max_tokens
+    if request.output is not None and request.output.enforced:
+        from aethr.structured import response_format
+
+        options["response_format"] = response_format(request.output)
+    if endpoint.api_base:
+        options["api_base"] = endpoint.api_base
+    if endpoint.api_key_env:
+        # A keyless local server still needs some key for LiteLLM's client; it is never sent anywhere else.
+        options["api_key"] = settings.env_value(endpoint.api_key_env) or "aethr-keyless"
+    return options
 
 
 def _missing_keys(litellm: ModuleType, model: str) -> list[str]:

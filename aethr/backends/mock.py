@@ -73,6 +73,8 @@ class MockBackend:
         if request.command is not None:
             return _command(request, reply, emit)
         text = reply if isinstance(reply, str) else None if reply is None else json.dumps(reply)
+        if text is None and request.output is not None:
+            text = _fitting(request)
         if text is None:
             task = " ".join(request.task.split())[:200]
             body = _REPLIES.get(request.role, "Output of the {role} for: {task}").format(task=task, role=request.role)
@@ -113,6 +115,21 @@ class PreviewBackend:
         return Completion(
             preview_placeholder(request.step_id), Usage(estimate_tokens(request.prompt), 0, 0.0), simulated
         )
+
+
+def _fitting(request: Request) -> str:
+    """A mock answer that fits the step's output schema: its minimal instance."""
+    from aethr.jsoninstance import minimal
+    from aethr.structured import validated
+
+    assert request.output is not None
+    text = json.dumps(minimal(request.output.schema), indent=2)
+    if validated(text, request.output.schema)[1]:
+        raise ConfigError(
+            f"step '{request.step_id}': mock mode cannot make an answer that fits its output schema",
+            hint="script the answer with AETHR_MOCK_RESPONSES, or run it live",
+        )
+    return text
 
 
 def _show_command(request: Request, shown: Shown, emit: Emit) -> None:
