@@ -8,12 +8,14 @@ the executor and prompt builder ask only these:
 - `marker`: text that meets the goal, so the mock can pass a loop by default.
 
 Conditions: `until_review_pass` (the last `Review status:` line says pass),
-`until_contains` (the text appears) and `until_command_passes` (a `run:` step's
-exit code is one of its `ok_exit_codes`).
+`until_contains` (the text appears), `until_command_passes` (a `run:` step's
+exit code is one of its `ok_exit_codes`) and `until: {field, equals}` (a field of
+the step's JSON answer, see `structured`, equals the value).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import NamedTuple, Protocol
 
@@ -43,6 +45,17 @@ def review_status(text: str) -> str | None:
     whitespace tolerated), or None when the reply has no status line."""
     found = _STATUS.findall(text)
     return found[-1].lower() if found else None
+
+
+def verdict_of(text: str) -> str | None:
+    """A reply's verdict: the `verdict` field of a JSON answer (a step with an output
+    schema, such as the findings schema) when it is pass or revise, else its status line."""
+    from aethr.ci.findings import loads
+
+    answer = loads(text) if text.lstrip()[:1] in ("{", "`") else None
+    if isinstance(answer, dict) and answer.get("verdict") in ("pass", "revise"):
+        return str(answer["verdict"])
+    return review_status(text)
 
 
 class ReviewPasses:
@@ -92,6 +105,32 @@ class CommandPasses:
         return None  # a command is not told anything
 
 
+class FieldIs:
+    """A top-level field of the step's JSON answer equals a value (JSON equality: 1 is not true)."""
+
+    marker: str | None = None  # the mock's minimal answer decides
+
+    def __init__(self, field: str, equals: object) -> None:
+        self.field, self.equals = field, equals
+        self.goal = f"'{field}' equal to {json.dumps(equals)}"
+
+    def check(self, output: str, passed: bool | None = None) -> Verdict:
+        from aethr.ci.findings import loads
+
+        answer = loads(output)
+        if not isinstance(answer, dict) or self.field not in answer:
+            return Verdict(False, f"the answer has no field '{self.field}'; counted as not met")
+        value = answer[self.field]
+        met = value == self.equals and type(value) is type(self.equals)
+        return Verdict(met, f"{self.field}: {json.dumps(value)}")
+
+    def instruction(self, back_to: str) -> str | None:
+        return (
+            f"Set `{self.field}` to {json.dumps(self.equals)} only when the work is complete; any other "
+            f"value sends the work back to step '{back_to}'."
+        )
+
+
 def for_step(step: Step) -> Condition | None:
     """The condition of the loop `step` controls, or None when it controls none."""
     if step.repeat is None:
@@ -100,4 +139,6 @@ def for_step(step: Step) -> Condition | None:
         return CommandPasses()
     if step.repeat.until_contains is not None:
         return Contains(step.repeat.until_contains)
+    if step.repeat.until is not None:
+        return FieldIs(step.repeat.until.field, step.repeat.until.equals)
     return ReviewPasses()

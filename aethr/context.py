@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from aethr import git, gitview, listing, sensitive
+from aethr import git, gitview, listing, sensitive, structured
 from aethr.events import ContextItem
 from aethr.names import ContextSource
 from aethr.results import Artifact
@@ -84,7 +84,7 @@ def gather(
         if source.kind == "git_diff":
             body, item = _git_diff(root, source, budget, files, workflow_file)
         elif source.kind == "step":
-            body, item = _step_output(source, (outputs or {}).get(source.arg), budget)
+            body, item = _step_output(source, structured.step_value(source.arg, outputs or {}), budget)
         elif source.kind == "latest_diff":
             body, item = _latest_diff(latest, source, budget)
         elif source.kind == "file":

@@ -13,9 +13,10 @@ whatever exit code, `close` writes:
 - under `GITHUB_ACTIONS=true`, an `::error title=aethr::…` line for a failure, on
   stdout (on stderr under `--json`, where stdout holds only events).
 
-The verdict is `pass` or `revise` from the last `Review status:` line of the run's
-outputs, else `none`. The status word is the exit code's name, except at exit 5,
-whose three causes each have their own: `loop_exhausted`, `revise`, `no_verdict`.
+The verdict is `pass` or `revise` from the latest step that has one: the `verdict`
+field of a JSON answer, or the last `Review status:` line; else `none`. The status
+word is the exit code's name, except at exit 5, whose three causes each have their
+own: `loop_exhausted`, `revise`, `no_verdict`.
 aethr talks to no GitHub API: all of this is files and text.
 """
 
@@ -84,10 +85,10 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        from aethr.conditions import review_status
+        from aethr.conditions import verdict_of
 
         for result in reversed(list(self.steps.values())):
-            found = review_status(result.output)
+            found = verdict_of(result.output)
             if found:
                 return found
         return "none"

@@ -139,3 +139,22 @@ def failure(step_id: str, problems: list[str]) -> StepFailed:
         f"step '{step_id}': the answer does not fit its output schema, also when asked again: {listed}",
         hint="read the answer above; make the schema or the step's prompt clearer, or choose another model",
     )
+
+
+def step_value(arg: str, outputs: dict[str, str]) -> str | None:
+    """What `step:ARG` shows: a step's latest output, or with `step:ID.FIELD` (a dotted path
+    for nested fields) that field of its JSON answer, as JSON (a string as itself). None when
+    the step has not run; a note in brackets when its answer has no such field."""
+    from aethr.ci.findings import loads
+    from aethr.rules import step_of
+
+    step_id, field = step_of(arg, list(outputs))
+    output = outputs.get(step_id)
+    if output is None or field is None:
+        return output
+    value: Any = loads(output)
+    for part in field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return f"[step '{step_id}' answered no field '{field}']"
+        value = value[part]
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)

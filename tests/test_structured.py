@@ -140,3 +140,68 @@ def test_output_is_for_model_steps_and_until_needs_it(repo: Path) -> None:
     write_workflow(repo, workflow(extra=loop))
     status = aethr("validate", cwd=repo)
     assert status.code == 3 and "use `until: {field: verdict, equals: pass}`" in status.err, status.both
+
+
+LOOP = """\
+workflow: fields
+roles: {implementer: Build., reviewer: Review.}
+models: {implementer: "openai:gpt-4o-mini", reviewer: "openai:gpt-4o-mini"}
+steps:
+  - id: implement
+    role: implementer
+  - id: review
+    role: reviewer
+    output: {schema: findings}
+    repeat: {back_to: implement, until: {field: verdict, equals: pass}, max_iterations: 3}
+  - id: summary
+    role: implementer
+    context: ["step:review.findings", "step:review.verdict"]
+    history_visibility: none
+"""
+FINDING = {"path": "app.py", "line": 3, "severity": "high", "title": "subtracts", "body": "add() subtracts"}
+
+
+def test_a_loop_stops_on_a_field_and_a_later_step_reads_fields(repo: Path, server: FakeOpenAI) -> None:
+    revise = {"verdict": "revise", "summary": "one bug", "findings": [FINDING]}
+    server.script = [
+        {"kind": "stream", "text": "first attempt"},
+        {"kind": "stream", "text": json.dumps(revise)},
+        {"kind": "stream", "text": "second attempt"},
+        {"kind": "stream", "text": json.dumps({"verdict": "pass", "findings": []})},
+        {"kind": "stream", "text": "all done"},
+    ]
+    write_workflow(repo, LOOP)
+    result = aethr("run", "fix add", "--json", cwd=repo, env=live(server))
+    assert result.code == 0, result.both
+    events = [json.loads(line) for line in result.out.splitlines()]
+    loops = [(e["passed"], e["reason"]) for e in events if e["event"] == "loop_iteration"]
+    assert loops == [(False, 'verdict: "revise"'), (True, 'verdict: "pass"')]
+    assert len(server.requests) == 5
+    prompts = server.prompts()
+    assert 'Set `verdict` to "pass" only when the work is complete' in prompts[1]
+    # step:review.findings is the field of the latest pass, as JSON; a string field is itself.
+    summary = prompts[4]
+    assert "<<< context: step:review.findings >>>\n[]\n<<< end: step:review.findings >>>" in summary
+    assert "<<< context: step:review.verdict >>>\npass\n<<< end: step:review.verdict >>>" in summary
+    assert events[-1]["verdict"] == "pass"  # the run's verdict from the reviewing step's field
+
+
+def test_the_runs_verdict_comes_from_the_verdict_field(repo: Path, server: FakeOpenAI) -> None:
+    server.script = [{"kind": "stream", "text": json.dumps({"verdict": "revise", "findings": [FINDING]})}]
+    write_workflow(repo, workflow(schema="findings"))
+    result = aethr("run", "review", "--json", "--fail-on-revise", cwd=repo, env=live(server))
+    assert result.code == 5, result.both
+    assert json.loads(result.out.splitlines()[-1])["verdict"] == "revise"
+
+
+def test_step_field_context_in_mock_mode_and_a_missing_field(repo: Path) -> None:
+    text = LOOP.replace('"step:review.verdict"', '"step:review.nothing"')
+    write_workflow(repo, text)
+    result = aethr("run", "fix add", "--show-prompt", cwd=repo)
+    assert result.code == 0, result.both
+    mock = aethr("run", "fix add", "--json", cwd=repo)
+    assert mock.code == 0, mock.both
+    assert "[step 'review' answered no field 'nothing']" in mock.out
+    write_workflow(repo, LOOP.replace('"step:review.verdict"', '"step:summary.verdict"'))
+    later = aethr("validate", cwd=repo)
+    assert later.code == 3 and "context step:summary.verdict in step 'summary' is not" in later.err, later.both
