@@ -12,11 +12,12 @@ import contextlib
 import functools
 import os
 import shutil
-import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from aethr import proc
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # `git_diff:staged`: what `git commit` would commit. A branch named "staged" is written
@@ -43,57 +44,46 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **_ENV, **(extra or {})}
 
 
-def _run(root: Path, args: tuple[str, ...], env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+def _argv(args: Sequence[str]) -> list[str]:
+    return ["git", "-c", "core.quotepath=off", *args]
+
+
+def _run(root: Path, args: tuple[str, ...], env: dict[str, str] | None) -> proc.Captured:
     try:
-        return subprocess.run(
-            ["git", "-c", "core.quotepath=off", *args],
-            cwd=root,
-            env=_env(env),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
+        return proc.capture(_argv(args), cwd=root, env=_env(env))
     except FileNotFoundError:
         raise GitMissing("git is not installed (or not on PATH)") from None
 
 
 def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
-    proc = _run(root, args, env)
-    if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
-    return proc.stdout
+    done = _run(root, args, env)
+    if check and done.code != 0:
+        said = done.stderr.decode("utf-8", errors="replace").strip()
+        raise GitError(f"git {' '.join(args)} failed: {said or done.code}")
+    return done.stdout.decode("utf-8", errors="replace")
 
 
-def _popen(root: Path, args: list[str]) -> subprocess.Popen[bytes]:
-    """git with its output on pipes, for callers that read it as it comes."""
+def _start(root: Path, args: list[str]) -> proc.Child:
+    """git with its output on a pipe, for callers that read it as it comes (stderr is drained
+    meanwhile: under `core.autocrlf` git can write a warning per file there)."""
     try:
-        return subprocess.Popen(
-            ["git", "-c", "core.quotepath=off", *args],
-            cwd=root,
-            env=_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        return proc.start(_argv(args), cwd=root, env=_env(), supervised=False, stderr_lines=20)
     except FileNotFoundError:
         raise GitMissing("git is not installed (or not on PATH)") from None
 
 
+def _failed(args: list[str], child: proc.Child, code: int) -> GitError:
+    return GitError(f"git {' '.join(args)} failed: {chr(10).join(child.stderr).strip() or code}")
+
+
 def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
     """Run git and keep at most `cap` bytes of its output; stop git once the cap is hit."""
-    proc = _popen(root, args)
-    assert proc.stdout is not None
-    data = proc.stdout.read(cap + 1)
-    truncated = len(data) > cap
-    if truncated:
-        proc.kill()
-    proc.stdout.close()
-    assert proc.stderr is not None
-    with proc.stderr as err:
-        stderr = err.read().decode(errors="replace")
-    code = proc.wait()
-    if not truncated and code != 0:
-        raise GitError(f"git {' '.join(args)} failed: {stderr.strip() or code}")
+    with _start(root, args) as child:
+        data = child.stdout.read(cap + 1)
+        truncated = len(data) > cap
+        code = 0 if truncated else child.finish()  # past the cap, leaving the block stops git
+        if code != 0:
+            raise _failed(args, child, code)
     # surrogateescape keeps bytes that are not UTF-8 recognisable, so a caller can leave
     # them out with a note instead of showing replacement characters.
     return Capped(data[:cap].decode("utf-8", errors="surrogateescape"), truncated, min(len(data), cap))
@@ -157,10 +147,11 @@ def tracked_names(root: Path, revision_range: str | None = None) -> list[str]:
 def has_changes(root: Path, revision_range: str | None = None) -> bool:
     """Whether `diff_lines` would show any tracked change (one quiet git call, no output read)."""
     args = ("diff", "--quiet", "--no-ext-diff", "--no-textconv", *_diff_base(root, revision_range), "--")
-    proc = _run(root, args, None)
-    if proc.returncode not in (0, 1):
-        raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
-    return proc.returncode == 1
+    done = _run(root, args, None)
+    if done.code not in (0, 1):
+        said = done.stderr.decode("utf-8", errors="replace").strip()
+        raise GitError(f"git {' '.join(args)} failed: {said or done.code}")
+    return done.code == 1
 
 
 @contextlib.contextmanager
@@ -177,22 +168,14 @@ def diff_lines(
     excluded = [f":(exclude,literal){path}" for path in leave_out or []]
     args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "--relative", *base]
     args += ["--", ".", *excluded]
-    proc = _popen(root, args)
-    assert proc.stdout is not None and proc.stderr is not None
-    stdout = proc.stdout
-    finished = False
-    try:
+    with _start(root, args) as child:
+        stdout = child.stdout
         yield iter(lambda: stdout.readline(65536), b"")
-        finished = True
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        stdout.close()
-        with proc.stderr as err:
-            stderr = err.read().decode(errors="replace")
-        code = proc.wait()
-    if finished and code not in (0, -9):
-        raise GitError(f"git {' '.join(args)} failed: {stderr.strip() or code}")
+        # A caller that left before the end stopped reading: leaving the block stops git.
+        if not stdout.read(1):
+            code = child.finish()
+            if code != 0:
+                raise _failed(args, child, code)
 
 
 def list_files_split(root: Path) -> tuple[list[str], list[str]]:
@@ -238,7 +221,7 @@ def diff_stat(root: Path, before: str, after: str) -> str:
 
 
 def is_ignored(root: Path, path: str) -> bool:
-    return _run(root, ("check-ignore", "--quiet", "--", path), None).returncode == 0
+    return _run(root, ("check-ignore", "--quiet", "--", path), None).code == 0
 
 
 PR_DIFF_CAP = 64 * 1024 * 1024

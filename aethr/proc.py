@@ -1,20 +1,26 @@
-"""The one process supervisor: start a child, feed it, follow it, end its whole tree.
+"""The one child-process layer: every process aethr starts (agents, `run:` commands, git).
 
-Every child process that is not git (agent CLIs, and command steps) runs through
-here. A child:
-- starts in a session of its own (its own process group), through a tiny exec
-  wrapper that sets PR_SET_PDEATHSIG on Linux, so the child dies with aethr even
-  when aethr is SIGKILLed (where the OS allows; `preexec_fn` is not thread-safe,
-  so the wrapper does it in the child before `exec`);
-- gets its stdin written once and closed;
-- has its stdout read line by line on a thread, with a wall-clock deadline and an
-  idle limit (no line for N seconds), and the last lines of its stderr kept;
-- is ended with its whole tree: TERM, a short grace, then KILL, for the process
-  group and every process below aethr (aethr becomes a child subreaper, so shells
-  the child started with `setsid` are reparented to aethr and still found).
+- stderr is drained on a thread of its own from the moment the child starts, keeping a
+  bounded tail (and, for a caller that asks, handed line by line to a hook on the caller's
+  own thread), so a child that writes much there never blocks while aethr reads stdout;
+- stdin is written on a thread, and only once `follow` has armed the deadline: a child that
+  reads late is still stopped by its timeout. `start` returns the child before the first
+  byte is written, so the caller's clean-up (the `with` block) covers the write;
+- the wait after stdout closes is bounded by the same deadline: a child that closes its
+  stdout and runs on is a timeout, not a pass;
+- the tree ends with TERM, a grace for the whole tree (until every process of it is gone, at
+  most GRACE_SECONDS), then KILL.
 
-aethr runs one supervised child at a time, so "every process below aethr" is that
-child's tree.
+Agents and commands are supervised. On Linux each runs under its own small reaper process
+(`aethr/reaper.py`), a child subreaper that finds every process of the tree, those that left
+with `setsid` included, and ends them all when the command ends, when aethr ends the step, or
+when aethr dies, SIGKILL included (it reads aethr's death on a pipe). The reaper starts with
+the child, so a command that starts no child pays nothing. On other systems the child runs in
+a session of its own, whose process group aethr ends: processes that leave the group, and
+the whole tree if aethr is SIGKILLed, can outlive aethr there.
+
+git is not supervised: it runs in aethr's own process group (Ctrl-C reaches it as it reaches
+aethr), is killed when aethr stops reading it early, and starts nothing that outlives it.
 """
 
 from __future__ import annotations
@@ -22,35 +28,22 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import IO, NamedTuple
 
-GRACE_SECONDS = 3.0
-# Runs in the child before exec: die with the parent (SIGKILL included), then become the command.
-# If the parent died before prctl took effect, getppid() no longer names it: exit at once.
-_WRAPPER = (
-    "import ctypes,os,sys\n"
-    "try:\n"
-    " ctypes.CDLL(None).prctl(1,9,0,0,0)\n"  # PR_SET_PDEATHSIG, SIGKILL
-    "except Exception:\n"
-    " pass\n"
-    "os.getppid()==int(sys.argv[1]) or os._exit(1)\n"
-    "try:\n"
-    " os.execvp(sys.argv[2],sys.argv[2:])\n"
-    "except OSError as e:\n"
-    " sys.stderr.write(f'aethr-exec: {e.strerror}\\n');os._exit(127 if e.errno==2 else 126)\n"
-)
+from aethr import launch
+
+_LINE_CHARS = 2000  # a stderr line is kept to its last 2,000 characters
 
 
 class Ended(NamedTuple):
-    """How a supervised child ended."""
+    """How a followed child ended."""
 
     code: int | None  # its exit status; None when aethr stopped it
     timed_out: bool  # the wall-clock deadline passed
@@ -58,45 +51,70 @@ class Ended(NamedTuple):
     stderr_tail: tuple[str, ...]
 
 
+class Captured(NamedTuple):
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+
 class Child:
-    """One running child process and the threads that read it."""
+    """One running child: its pipes, the threads that drain them, and how its tree ends.
+    Leaving its `with` block ends the tree."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], stderr_lines: int) -> None:
-        self.proc = proc
-        self.stderr: deque[str] = deque(maxlen=stderr_lines)
+    def __init__(self, process: subprocess.Popen[bytes], spec: _Start, lifeline: int | None) -> None:
+        self.proc = process
+        assert process.stdout is not None
+        self.stdout: IO[bytes] = process.stdout  # for a caller that reads the output itself (git)
+        self.stderr: deque[str] = deque(maxlen=spec.stderr_lines)
+        self._spec = spec
+        self._lifeline = lifeline
+        self._feeding = False
+        self._ended = False
+        self._lock = threading.Lock()
         # Bounded: a child that writes faster than aethr reads waits on its pipe; memory stays flat.
-        self._lines: queue.Queue[bytes | None] = queue.Queue(maxsize=1024)
-        self._stderr_hook: Callable[[str], None] | None = None
-        self._hook_failed: BaseException | None = None  # what the stderr hook raised
-        assert proc.stdout is not None
-        threading.Thread(target=_pump, args=(proc.stdout, self._lines), daemon=True).start()
-        # With stderr merged into stdout there is no second stream to read.
-        self._err_thread = threading.Thread(target=self._read_stderr, args=(proc.stderr,), daemon=True)
+        self._events: queue.Queue[tuple[bool, bytes] | None] = queue.Queue(maxsize=1024)
+        self._threads: list[threading.Thread] = []
+        self._stderr_open = process.stderr is not None
+        if process.stderr is not None:
+            self._thread(self._drain_stderr, process.stderr)
 
-    def _drain(self) -> None:
-        """Empty the queue, so a reader blocked on a full one sees the end of the pipe and stops."""
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._lines.get_nowait()
+    def __enter__(self) -> Child:
+        return self
 
-    def _join_stderr(self, seconds: float) -> None:
-        if self._err_thread.is_alive():
-            self._err_thread.join(timeout=seconds)
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.end()
 
-    def _read_stderr(self, stream: IO[bytes] | None) -> None:
-        if stream is None:
-            return
-        for raw in iter(stream.readline, b""):
+    def _thread(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _drain_stderr(self, stream: IO[bytes]) -> None:
+        for raw in iter(lambda: stream.readline(65536), b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if not line.strip():
-                continue
-            self.stderr.append(line)
-            if self._stderr_hook is not None and self._hook_failed is None:
-                try:
-                    self._stderr_hook(line)
-                except Exception as exc:  # handed to `follow`, which raises it
-                    self._hook_failed = exc
-                    end_tree(self.proc)
+            if line.strip():
+                self.stderr.append(line[-_LINE_CHARS:])
+                if self._spec.on_stderr is not None:
+                    self._events.put((True, line.encode()))
+        self._stderr_open = False
+
+    def _pump_stdout(self) -> None:
+        for raw in iter(self.stdout.readline, b""):
+            self._events.put((False, raw))
+        self._events.put(None)
+
+    def _feed(self) -> None:
+        """Write stdin and close it; a child that closed it or ended did not want the rest."""
+        fd = self._spec.stdin_fd
+        assert fd is not None
+        try:
+            view = memoryview(self._spec.stdin or b"")
+            while view:
+                view = view[os.write(fd, view[:65536]) :]
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def follow(
         self,
@@ -104,39 +122,112 @@ class Child:
         *,
         timeout: float,
         idle: float | None = None,
-        on_stderr: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> Ended:
-        """Call `on_line` for each stdout line (decoded, newline kept) until the child closes
-        stdout, the deadline passes or it is idle too long; then wait for it. On a deadline
-        or idle limit the tree is ended and `code` is None. `on_line` may raise to stop;
-        `on_stderr` too: the tree is ended and `follow` raises what it raised."""
-        self._stderr_hook = on_stderr
-        self._err_thread.start()
-        start = clock()
-        deadline = start + timeout
-        last = start
+        """Arm the deadline, then write stdin and call `on_line` for each stdout line (decoded,
+        newline kept) and the `on_stderr` hook for each stderr line, until the child has closed
+        stdout and exited, the deadline passes or it is idle too long (no stdout line for
+        `idle` seconds). On a deadline or idle limit the tree is ended and `code` is None.
+        A hook may raise to stop: the exception propagates and the `with` block ends the tree."""
+        deadline = last = clock()
+        deadline += timeout
+        if self._spec.stdin_fd is not None:
+            self._feeding = True
+            self._thread(self._feed)
+        self._thread(self._pump_stdout)
         while True:
-            now = clock()
-            if now >= deadline or (idle is not None and now - last >= idle):
-                end_tree(self.proc)
-                self._drain()
-                self._join_stderr(1)
-                return Ended(None, now >= deadline, now < deadline, tuple(self.stderr))
-            limit = deadline - now if idle is None else min(deadline - now, idle - (now - last))
+            left = _left(clock(), deadline, last, idle)
+            if left <= 0:
+                return self._stop(clock() >= deadline)
             try:
-                raw = self._lines.get(timeout=max(min(limit, 0.5), 0.01))
+                item = self._events.get(timeout=min(left, 0.5))
             except queue.Empty:
                 continue
-            if raw is None:
+            if item is None:
                 break
-            last = clock()
-            on_line(raw.decode("utf-8", errors="replace"))
-        code = self.proc.wait()
-        self._join_stderr(2)
-        if self._hook_failed is not None:
-            raise self._hook_failed
+            if not self._dispatch(item, on_line):
+                last = clock()
+        try:
+            code = self.proc.wait(timeout=max(_left(clock(), deadline, last, idle), 0))
+        except subprocess.TimeoutExpired:
+            return self._stop(clock() >= deadline)
+        self._last_stderr(on_line)
         return Ended(code, False, False, tuple(self.stderr))
+
+    def _dispatch(self, item: tuple[bool, bytes], on_line: Callable[[str], None]) -> bool:
+        """Hand one line to its hook; True for a stderr line."""
+        is_stderr, raw = item
+        text = raw.decode("utf-8", errors="replace")
+        if is_stderr and self._spec.on_stderr is not None:
+            self._spec.on_stderr(text)
+        elif not is_stderr:
+            on_line(text)
+        return is_stderr
+
+    def _last_stderr(self, on_line: Callable[[str], None]) -> None:
+        """The stderr lines still on their way once the child has exited (a bounded wait)."""
+        until = time.monotonic() + 2
+        while True:
+            try:
+                item = self._events.get(timeout=0.05)
+            except queue.Empty:
+                if not self._stderr_open or time.monotonic() > until:
+                    return
+                continue
+            if item is not None:
+                self._dispatch(item, on_line)
+
+    def _stop(self, timed_out: bool) -> Ended:
+        self.end()
+        return Ended(None, timed_out, not timed_out, tuple(self.stderr))
+
+    def finish(self) -> int:
+        """Wait for a child whose stdout the caller has read to its end; its exit status, with
+        the stderr tail complete."""
+        code = self.proc.wait()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        return code
+
+    def end(self) -> None:
+        """End the child's whole tree and release its pipes; safe to call again."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        if self._lifeline is not None:
+            launch.end_reaped(self.proc, self._lifeline)
+        elif self._spec.supervised:
+            launch.end_group(self.proc)
+        elif self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._spec.stdin_fd is not None and not self._feeding:
+            os.close(self._spec.stdin_fd)
+        self._release()
+
+    def _release(self) -> None:
+        """Let the reading threads see the end of their pipes, then close them. A reader still
+        blocked (a process outside the tree holds the pipe) is a daemon: it is left behind."""
+        until = time.monotonic() + 2
+        while any(t.is_alive() for t in self._threads) and time.monotonic() < until:
+            with contextlib.suppress(queue.Empty):
+                while True:  # a reader blocked on a full queue sees the end of its pipe once emptied
+                    self._events.get_nowait()
+            for thread in self._threads:
+                thread.join(timeout=0.05)
+        if not any(t.is_alive() for t in self._threads):
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+class _Start(NamedTuple):
+    stdin: bytes | None
+    stdin_fd: int | None  # the write end of stdin's pipe, written by `follow`
+    stderr_lines: int
+    on_stderr: Callable[[str], None] | None
+    supervised: bool
 
 
 def start(
@@ -146,119 +237,45 @@ def start(
     env: dict[str, str],
     stdin: bytes | None = None,
     merge_stderr: bool = False,
+    on_stderr: Callable[[str], None] | None = None,
     stderr_lines: int = 40,
+    supervised: bool = True,
 ) -> Child:
-    """Start `argv` supervised. Raises OSError (FileNotFoundError, PermissionError) when it
-    cannot start; `stdin` is written and closed (None: /dev/null)."""
-    become_subreaper()
-    wrapped = argv
-    if sys.platform.startswith("linux"):
-        wrapped = [sys.executable, "-S", "-I", "-c", _WRAPPER, str(os.getpid()), *argv]
-        _check_startable(argv[0], env)
-    proc = subprocess.Popen(
-        wrapped,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-        start_new_session=True,
-    )
-    child = Child(proc, stderr_lines)
+    """Start `argv`, supervised (see the module docstring) unless `supervised` is False. Raises
+    OSError (FileNotFoundError, PermissionError) when it cannot start. `stdin` is written by
+    `follow` (None: /dev/null); with `merge_stderr` stderr goes to stdout, in arrival order."""
+    if supervised:
+        launch.check_startable(argv[0], env)
+    read = write = None
     if stdin is not None:
-        assert proc.stdin is not None
-        try:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-    return child
-
-
-def _check_startable(program: str, env: dict[str, str]) -> None:
-    """Raise the OSError `exec` would, before the wrapper hides it behind an exit status."""
-    import shutil
-
-    if os.sep in program:
-        if not os.path.exists(program):
-            raise FileNotFoundError(2, "No such file or directory", program)
-        if not os.access(program, os.X_OK) or os.path.isdir(program):
-            raise PermissionError(13, "Permission denied", program)
-    elif shutil.which(program, path=env.get("PATH")) is None:
-        raise FileNotFoundError(2, "No such file or directory", program)
-
-
-def _pump(stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
-    for raw in iter(stream.readline, b""):
-        lines.put(raw)
-    lines.put(None)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, found through /proc (shells that left the group included)."""
-    children: dict[int, list[int]] = {}
-    proc_dir = Path("/proc")
-    for entry in proc_dir.iterdir() if proc_dir.is_dir() else []:
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-_subreaper = False
-
-
-def become_subreaper() -> None:
-    """Make processes orphaned below aethr become aethr's children instead of init's, so
-    `end_tree` can still find and end them. Linux only; elsewhere only the group is ended."""
-    global _subreaper
-    if _subreaper:
-        return
+        read, write = os.pipe()
+    spec = _Start(stdin, write, stderr_lines, on_stderr, supervised)
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-        _subreaper = True
-    except (OSError, AttributeError):
-        pass
-
-
-def end_tree(proc: subprocess.Popen[bytes]) -> None:
-    """End `proc` and everything it started: TERM, a short grace, then KILL."""
-    tree = [proc.pid, *descendants(os.getpid())] if proc.poll() is None else descendants(os.getpid())
-    tree = list(dict.fromkeys(tree))
-    if not tree:
-        return
-    _signal_all(proc, tree, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=GRACE_SECONDS)
-    _signal_all(proc, [*tree, *descendants(os.getpid())], signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=GRACE_SECONDS)
-    _reap()
+        process, lifeline = launch.launch(argv, cwd, env, read, merge_stderr, supervised)
+    except BaseException:
+        if write is not None:
+            os.close(write)
+        raise
+    finally:
+        if read is not None:
+            os.close(read)
+    return Child(process, spec, lifeline)
 
 
-def _reap() -> None:
-    """Collect orphans that were reparented to aethr and have exited, so none stays a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
+def capture(argv: list[str], *, cwd: Path, env: dict[str, str]) -> Captured:
+    """Run an unsupervised command to its end, both outputs read at once (git's short calls).
+    Raises FileNotFoundError when it is not installed."""
+    with subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        try:
+            out, err = process.communicate()
+        except BaseException:
+            process.kill()
+            raise
+    return Captured(process.returncode, out, err)
 
 
-def _signal_all(proc: subprocess.Popen[bytes], pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+def _left(now: float, deadline: float, last: float, idle: float | None) -> float:
+    """Seconds until the deadline or the idle limit, whichever comes first."""
+    return deadline - now if idle is None else min(deadline - now, idle - (now - last))

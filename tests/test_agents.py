@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -345,3 +348,42 @@ def test_the_spend_cap_stops_claude_mid_run_with_its_tree(tmp_path: Path, server
     assert any(e["event"] == "budget" and e["step_id"] == "implement" for e in events)
     assert events[-1]["status"] == "spend_cap"
     assert left_in(repo) == []
+
+
+def test_codex_and_its_native_binary_end_with_a_sigkilled_aethr(tmp_path: Path, server: FakeOpenAI) -> None:
+    """`codex` is a node launcher that starts the native binary; both carry the repository's
+    path in their command lines (`--cd`), and neither may outlive aethr."""
+    agent = AGENTS[1]
+    repo = setup(tmp_path, agent)
+    server.script = [{"kind": "hang"}]
+    env = {**os.environ, **agent.env(server.base_url, tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aethr", "run", "task"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not server.requests:  # the native binary is running once the fake has its request
+        assert time.monotonic() < deadline and proc.poll() is None, "Codex never called the fake"
+        time.sleep(0.1)
+    assert len(_with_in_cmdline(str(repo))) >= 2, "the launcher and the native binary"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    while (left := _with_in_cmdline(str(repo))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == [], "no process of Codex is left"
+
+
+def _with_in_cmdline(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+                found += [f"{entry.name}: {cmdline}"] if f"--cd {text} " in cmdline else []
+        except OSError:
+            continue
+    return found

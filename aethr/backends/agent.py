@@ -3,9 +3,9 @@
 An agent module says only what is its own: how to find the binary, its command
 line and environment, how to read one line of its event stream, and how its end
 maps to success or failure. This core does the rest, the same for every agent:
-the prompt on stdin (and nothing else there), the process supervised (`proc`: its
-own group, a wall-clock timeout, an idle limit of `idle_timeout` seconds without
-an event, the whole tree ended), a clean temporary config home unless the step
+the prompt on stdin (and nothing else there, written inside the deadline), the
+process supervised (`proc`: a wall-clock timeout, an idle limit of `idle_timeout`
+seconds without an event, the whole tree ended), a clean temporary config home unless the step
 sets `inherit_user_config`, text and tool lines streamed, usage reported as it
 grows, and failures that carry what was spent.
 
@@ -238,16 +238,17 @@ class AgentBackend:
                 cwd=request.root,
                 env=self.environment(request, home),
                 stdin=request.prompt.encode(),
+                on_stderr=run.stderr_line,
             )
         except OSError as exc:
             raise EnvironmentNotReady(
                 f"cannot start {self.name}: {exc.strerror or exc}", hint=f"reinstall: {self.install}"
             ) from None
-        try:
-            # On Ctrl-C the executor counts the usage reported so far (UsageReported), as a floor.
-            ended = child.follow(run.line, timeout=request.timeout, idle=idle, on_stderr=run.stderr_line)
-        finally:
-            proc.end_tree(child.proc)
+        # The prompt is written inside the deadline, and leaving the block ends the tree (a
+        # timeout, a raising hook, Ctrl-C). On Ctrl-C the executor counts the usage reported so
+        # far (UsageReported), as a floor.
+        with child:
+            ended = child.follow(run.line, timeout=request.timeout, idle=idle)
         if ended.code is None:
             limit = f"within {request.timeout:g}s" if ended.timed_out else f"(no output for {idle:g}s)"
             setting = "`timeout`" if ended.timed_out else "`idle_timeout`"

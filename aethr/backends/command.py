@@ -7,8 +7,9 @@ first error early and the summary last), with the cut marked, ANSI codes removed
 and the values of keys set in the environment masked before the text reaches a
 prompt, an event or the checkpoint.
 
-The command runs under the one supervisor (`proc`): its own process group, the
-step's timeout (default 600 s), and on a timeout or Ctrl-C the whole tree ends.
+The command runs under the one child-process layer (`proc`): the step's timeout
+(default 600 s) bounds it even after it closes its output, and when it ends, times
+out or is interrupted its whole tree ends (background jobs and `setsid` included).
 Its environment is aethr's, less the keys aethr loaded from `.env` (unless the
 workflow's `env_passthrough` names them), plus the step's `env` and AETHR_TASK,
 AETHR_STEP_ID and AETHR_PASS. A command that cannot run at all (not found, not
@@ -118,10 +119,8 @@ class CommandBackend:
             capture.add(clean)
             emit(TextChunk(request.step_id, clean))
 
-        try:
+        with child:
             ended = child.follow(line, timeout=request.timeout)
-        finally:
-            proc.end_tree(child.proc)
         if ended.code in _NOT_RUNNABLE:
             raise _not_runnable(request.step_id, spec, _NOT_RUNNABLE[ended.code], capture.last_lines(3))
         seconds = time.monotonic() - began
