@@ -4,8 +4,8 @@ The estimate is built from a preview (nothing is called): each step's prompt as
 `--show-prompt` shows it, priced with the workflow's `prices:` or LiteLLM's table
 (read as data: no litellm import). Output tokens are the step's
 `max_output_tokens`, or an assumed 1,000. A step inside a loop runs one to
-`max_iterations` times, so the total is a range: every step once, to every loop
-at its last pass. A model with no known price, an agent (whose own calls aethr
+`max_iterations` times (nested loops: the product), so the total is a range: every
+step once, to every loop at its last pass. A model with no known price, an agent (whose own calls aethr
 cannot see in advance) and a command show as unknown, never $0; the total then
 says it leaves them out.
 """
@@ -25,14 +25,15 @@ ASSUMED_OUTPUT = 1_000
 
 
 def passes(workflow: Workflow) -> dict[str, int]:
-    """How many times each step can run: the most passes of the loops it is inside."""
+    """How many times each step can run: the product of the `max_iterations` of the loops it
+    is inside, since each pass of an outer loop grants every inner loop a fresh round."""
     found = {s.id: 1 for s in workflow.steps}
     for index, step in enumerate(workflow.steps):
         if step.repeat is None:
             continue
         start = workflow.step_index(step.repeat.back_to)
         for inner in workflow.steps[start : index + 1]:
-            found[inner.id] = max(found[inner.id], step.repeat.max_iterations)
+            found[inner.id] *= step.repeat.max_iterations
     return found
 
 

@@ -13,17 +13,20 @@ stays a dataclass so that `+` never means tuple concatenation.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens and cost of one step or run.
+    """Tokens and cost of one step or run: a known sum, and whether it is the whole cost.
 
-    `cost_usd` is None when the price is unknown (never silently $0). `at_least` marks a
-    floor: the cost of the calls that finished, when a call was cut off mid-way (an agent
-    stopped by a timeout or Ctrl-C) and may have cost more.
+    `cost_usd` is what is known to have been spent; None when nothing about the cost is
+    known (an unpriced model: never silently $0). `at_least` marks a floor: part of the
+    cost is unknown (a call cut off mid-way, a retried timeout, an unpriced part), so
+    more may have been spent. Adding an unknown part never erases what is known: the sum
+    keeps the known cost and becomes a floor.
     """
 
     prompt_tokens: int = 0
@@ -32,17 +35,39 @@ class Usage:
     at_least: bool = False
 
     def __add__(self, other: Usage) -> Usage:
-        cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
+        if self.cost_usd is None and other.cost_usd is None:
+            cost = None
+        else:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        partial = (self.cost_usd is None) != (other.cost_usd is None)  # one side known, one not
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             cost,
-            self.at_least or other.at_least,
+            self.at_least or other.at_least or partial,
         )
+
+    @property
+    def known(self) -> float:
+        """What is known to have been spent: the floor the spend cap counts."""
+        return self.cost_usd or 0.0
+
+    @property
+    def complete(self) -> bool:
+        """True when `cost_usd` is the whole cost."""
+        return self.cost_usd is not None and not self.at_least
 
     def cut_short(self) -> Usage:
         """The same usage, as a floor: more may have been spent than was reported."""
         return dataclasses.replace(self, at_least=True)
+
+
+def usd(amount: float) -> str:
+    """Dollars with at least four decimals, and enough for two significant digits of a small
+    amount, so a cap of $0.000001 never reads as $0.0000."""
+    if amount <= 0 or amount >= 0.001:
+        return f"${amount:.4f}"
+    return f"${amount:.{1 - math.floor(math.log10(amount))}f}"
 
 
 class ContextItem(NamedTuple):

@@ -1,19 +1,16 @@
-"""Run a workflow: steps in order, bounded repeat loops, a checkpoint after each step.
+"""Run a workflow: prepare a step, call its backend, measure, settle, move on.
 
 The executor never prints. It emits events to a sink and raises AethrError
-subclasses; `boundary.py` decides what the user sees. Its state (`RunState`) is all
-a resume needs, so a resumed run continues exactly where the last completed
-step left it, loop counters included.
+subclasses; `boundary.py` decides what the user sees. It orchestrates values and
+objects of their own: the run's state (`run.state`, frozen), the one transition
+(`run.loops.advance`: the loop rule lives there), the spend (`run.meter`) and the
+tree (`run.tree`). After each step it commits the next state in one assignment,
+saves the checkpoint, and only then emits what happened: a Ctrl-C while a finished
+step is shown finds it already saved, so a resume never runs it again.
 
-Loop rule: a step with `repeat` is a controller. After it runs, its condition
-(`conditions`) is checked; if it fails and fewer than `max_iterations` passes
-ran, the run goes back to `back_to` (the loops inside that slice start counting
-afresh). When the passes run out the run stops with LoopExhausted; resuming
-grants a new round.
-
-Spend: `state.spent` counts every step's usage, failed and interrupted ones
-included (a failure carries its usage; an agent reports usage as it goes), so the
-run's total is what was really spent, and an unknown cost stays unknown.
+A step's output is what its backend said. aethr's own note of what a step changed
+goes to the artifact and the event stream, never into the text that loop conditions,
+history, `step:` context and the checkpoint read.
 
 The executor knows no modes: it asks its backends which backend answers a step,
 whether loops are followed (not in a preview), and whether a step edits the tree.
@@ -25,26 +22,20 @@ import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from aethr import changes, conditions, context, listing, prompts, steps
+from aethr import steps
 from aethr.backends import Backend, Completion, Request, Router
-from aethr.backends.command import describe
-from aethr.checkpoint import RunState
-from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, OutputClosed, SpendCapReached
+from aethr.errors import AethrError, InternalError, Interrupted, OutputClosed, SpendCapReached
 from aethr.events import (
     BudgetReached,
     CheckpointSaved,
-    ContextNoted,
     Event,
     EventSink,
-    LoopIteration,
     Notice,
-    PromptBuilt,
     RunFailed,
     RunFinished,
     RunStarted,
-    StepFinished,
     StepPlan,
     StepStarted,
     TextChunk,
@@ -52,8 +43,12 @@ from aethr.events import (
     UsageReported,
 )
 from aethr.fingerprint import Fingerprint
-from aethr.ledger import Ledger
-from aethr.results import Artifact, StepResult
+from aethr.results import StepResult
+from aethr.run import loops
+from aethr.run.meter import Meter, charge, in_flight
+from aethr.run.prepare import Preparer
+from aethr.run.state import RunState
+from aethr.run.tree import TreeWatch
 from aethr.schema import Step, Workflow
 
 
@@ -77,25 +72,18 @@ class Executor:
         config_file: str | None = None,
         cap: float | None = None,
     ) -> None:
-        self.workflow = workflow
-        self.root = root
-        self.backends = backends
-        self.sink = sink
-        self.durability = durability
-        self.clock = clock
-        self.cap = cap  # the spend cap in USD (see `ledger`), if any
+        self.workflow, self.root, self.backends, self.sink = workflow, root, backends, sink
+        self.durability, self.clock, self.cap = durability, clock, cap
         self.config_file = config_file  # the workflow file, relative to the root (kept out of git_diff while untracked)
-        self._saved = False
-        self.ledger: Ledger | None = None
-        self._tree_changed = False
-        self._reported: Usage | None = None  # the running step's usage so far, as its agent reported it
-        self._before: str | None = None  # the tree before the running step, when it edits the tree
-        self._files = listing.Lister(root.resolve())  # the tree, listed once and shared by every step
-        self._after: str | None = None  # the tree after the last step that may edit it
-        self._progress = steps.Progress()  # failing command loops: is anything changing?
+        self.tree = TreeWatch(root)
+        self.prepare = Preparer(workflow, root, backends, sink, self.tree.files, config_file)
+        self.meter = Meter(cap, Usage())
+        self.state = self.new_state("")
+        self._saved = False  # a checkpoint exists for this run
+        self._running: Usage | None = None  # the running step's spend so far, while it may spend
 
-    def new_state(self, task: str) -> RunState:
-        return RunState(task=task, workflow=self.workflow.workflow, workflow_digest=self.workflow.digest())
+    def new_state(self, task: str, **fields: Any) -> RunState:
+        return RunState(task, self.workflow.workflow, self.workflow.digest(), **fields)
 
     def run(self, state: RunState, *, resumed_from: str | None = None) -> RunState:
         """Run from `state.next_index` to the end. Returns the final state.
@@ -104,247 +92,139 @@ class Executor:
         checkpoint exists), after emitting RunFailed.
         """
         started = self.clock()
-        plan = tuple(
-            StepPlan(s.id, s.role or "command", s.kind, self.backends.model_for(s)) for s in self.workflow.steps
-        )
-        checkpoint = str(self.durability.path) if self.durability else None
-        self._saved = resumed_from is not None
-        if self.durability:
-            # Model steps never touch files, so the fingerprint is taken now and again only
-            # after a step that edits the tree (see `_checkpoint`).
-            state.fingerprint = self.durability.fingerprint()
-            self._tree_changed = False
-            if resumed_from is None:
-                # Saved before any step, so even a failure in the first step leaves a resumable run.
-                self.durability.save(self.durability.path, state)
-                self._saved = True
-        self.sink.emit(
-            RunStarted(self.workflow.workflow, state.task, self.backends.mode, plan, checkpoint, resumed_from)
-        )
+        self._start(state, resumed_from)
         current: Step | None = None
-        self.ledger = Ledger(self.cap, state.spent) if self.cap is not None else None
         try:
-            while state.next_index < len(self.workflow.steps):
-                current = self.workflow.steps[state.next_index]
-                result = self._run_step(current, state)
-                state.results.append(result)
-                self._count(state, current, result.usage)
-                if result.artifact is not None and current.kind != "command":
-                    state.latest = result.artifact  # latest_diff stays the agent's, not a formatter's
-                self._advance(current, result, state)
+            while self.state.next_index < len(self.workflow.steps):
+                current = self.workflow.steps[self.state.next_index]
+                self._settle(self._run_step(current))
         except KeyboardInterrupt:
             where = f" during step '{current.id}'" if current else ""
             error: AethrError = Interrupted(f"interrupted{where}", usage=self._cut_short(current))
-            self._fail(state, error, current, started)
+            self._fail(error, current, started)
             raise error from None
         except AethrError as exc:
-            if isinstance(exc, SpendCapReached) and self.ledger is not None and current is not None:
-                self._at_cap(exc, state, current, self.ledger)
-            self._fail(state, exc, current, started)
+            self._fail(exc, current, started)
             raise
         except OutputClosed:
             raise  # nobody is reading: nothing to report
         except Exception as exc:  # a bug: still leave the checkpoint, and say it is one
             error = InternalError(f"{type(exc).__name__}: {exc}", usage=self._cut_short(current))
-            self._fail(state, error, current, started)
+            self._fail(error, current, started)
             raise error from exc
-        finished = tuple(self._finished(r) for r in state.results)
-        cap = self.ledger.cap if self.ledger else None
-        self.sink.emit(RunFinished(self.workflow.workflow, self.clock() - started, state.spent, finished, cap))
-        return state
+        finished = tuple(r.finished() for r in self.state.results)
+        self.sink.emit(
+            RunFinished(self.workflow.workflow, self.clock() - started, self.state.spent, finished, self.cap)
+        )
+        return self.state
 
-    def _count(self, state: RunState, step: Step, usage: Usage) -> None:
-        """Add a finished step's usage to the run's spend, and say when it nears the cap."""
-        state.spent = state.spent + usage
-        if self.ledger is not None:
-            self.ledger.spent = state.spent
-            notice = self.ledger.near()
-            if notice:
-                self.sink.emit(Notice(step.id, notice))
+    def _start(self, state: RunState, resumed_from: str | None) -> None:
+        self._saved = resumed_from is not None
+        self.meter = Meter(self.cap, state.spent)
+        if self.durability:
+            # Model steps never touch files, so the fingerprint is taken now and again only
+            # after a step that edits the tree.
+            state = state.replace(fingerprint=self.durability.fingerprint())
+        self.state = state
+        if self.durability and resumed_from is None:
+            self._save()  # before any step, so even a failure in the first step leaves a resumable run
+        plan = tuple(
+            StepPlan(s.id, s.role or "command", s.kind, self.backends.model_for(s)) for s in self.workflow.steps
+        )
+        checkpoint = str(self.durability.path) if self.durability else None
+        mode = self.backends.mode
+        self.sink.emit(RunStarted(self.workflow.workflow, state.task, mode, plan, checkpoint, resumed_from))
 
-    def _at_cap(self, exc: SpendCapReached, state: RunState, step: Step, ledger: Ledger) -> None:
-        spent = (state.spent + (exc.usage or Usage())).cost_usd or 0.0
-        self.sink.emit(BudgetReached(step.id, spent, ledger.cap))
-        exc.message += changes.left_behind(self.root, self._before)
+    def _settle(self, result: StepResult) -> None:
+        """Commit the state after `result`, save it, then say what happened."""
+        follows = self.backends.follows_loops
+        moved = loops.advance(self.workflow, self.state, result, tree=self.tree.after, follows_loops=follows)
+        state = moved.state
+        if self.durability and self.tree.refingerprint():
+            state = state.replace(fingerprint=self.durability.fingerprint())
+        self.state = state  # the one commit: results, position, loop passes, progress and spend together
+        saved = self._save()
+        self.sink.emit(result.finished())
+        notice = self.meter.commit(state.spent)
+        if notice:
+            self.sink.emit(Notice(result.step_id, notice))
+        if moved.loop is not None:
+            self.sink.emit(moved.loop)
+        if saved is not None:
+            self.sink.emit(CheckpointSaved(saved, result.step_id))
+        if moved.stop is not None:
+            raise moved.stop
+
+    def _save(self) -> str | None:
+        if self.durability is None:
+            return None
+        self.durability.save(self.durability.path, self.state)
+        self._saved = True
+        return str(self.durability.path)
 
     def _cut_short(self, step: Step | None) -> Usage | None:
-        """What a step stopped mid-way spent: its reported usage as a floor; unknown if it
-        could spend and reported nothing; nothing if it had not started or spends nothing."""
-        if step is None or self._reported is None:
+        """What a step stopped mid-way spent, as a floor (charged its prompt at its price when
+        it reported nothing); nothing if it had not started or spends nothing."""
+        if step is None or self._running is None:
             return None
-        return self._reported.cut_short()
+        return charge(self._running.cut_short(), self.backends.price_for(step))
 
-    def _fail(self, state: RunState, error: AethrError, step: Step | None, started: float) -> None:
+    def _fail(self, error: AethrError, step: Step | None, started: float) -> None:
+        if error.usage is not None and step is not None:
+            error.usage = charge(error.usage, self.backends.price_for(step))
         if error.usage is not None:
-            state.spent = state.spent + error.usage
-        self._reported = None
+            self.state = self.state.replace(spent=self.state.spent + error.usage)
+        self._running = None
+        if isinstance(error, SpendCapReached) and step is not None:
+            self.sink.emit(BudgetReached(step.id, self.state.spent.known, self.cap or 0.0))
+            error.message += self.tree.left_behind()
         error.reported = True
         if self.durability and self._saved:
             with contextlib.suppress(OSError):
-                # Keep what the failed step spent: a resume counts it.
-                self.durability.save(self.durability.path, state)
+                self._save()  # keep what the failed step spent: a resume counts it
             error.checkpoint = str(self.durability.path)
-        finished = tuple(self._finished(r) for r in state.results)
-        self.sink.emit(
-            RunFailed(
-                self.workflow.workflow,
-                error.message,
-                int(error.exit_code),
-                step.id if step else None,
-                self.clock() - started,
-                state.spent,
-                error.checkpoint,
-                finished,
-                error.usage,
-                self.ledger.cap if self.ledger else None,
-            )
-        )
+        finished = tuple(r.finished() for r in self.state.results)
+        seconds, spent = self.clock() - started, self.state.spent
+        failed = (self.workflow.workflow, error.message, int(error.exit_code), step.id if step else None, seconds)
+        self.sink.emit(RunFailed(*failed, spent, error.checkpoint, finished, error.usage, self.cap))
 
-    def _run_step(self, step: Step, state: RunState) -> StepResult:
-        iteration = 1 + sum(1 for r in state.results if r.step_id == step.id)
-        model = self.backends.model_for(step)
-        backend = self.backends.for_step(step)
-        role = step.role or "command"
+    def _run_step(self, step: Step) -> StepResult:
+        iteration, model, role = self.state.iteration_of(step.id), self.backends.model_for(step), step.role or "command"
         self.sink.emit(StepStarted(step.id, role, step.kind, model, iteration))
-        command = self.backends.command_for(step)
-        timeout = self.backends.timeout_for(step)
-        if command is not None:
-            prompt = describe(command, timeout)
-            self.sink.emit(PromptBuilt(step.id, prompt, ()))
-        else:
-            prompt = self._prompt(step, state)
-            warning = self.backends.check_window(step, prompt)
-            if warning:
-                self.sink.emit(Notice(step.id, warning))
-        condition = conditions.for_step(step)
-        request = Request(
-            step_id=step.id,
-            role=role,
-            backend=step.backend,
-            model=model,
-            task=state.task,
-            prompt=prompt,
-            timeout=timeout,
-            root=self.root,
-            unsafe_permissions=step.unsafe_permissions,
-            done_marker=condition.marker if condition else None,
-            endpoint=self.backends.endpoint_for(step),
-            command=command,
-            iteration=iteration,
-            inherit_user_config=step.inherit_user_config,
-        )
+        backend = self.backends.for_step(step)
+        request = self.prepare.request(step, self.state, iteration, model)
         begin = self.clock()
-        completion = self._complete(backend, request, step)
-        artifact, text = self._artifact_of(step, completion)
+        completion = self._call(backend, request, step)
+        artifact = self.tree.measure(step.id, completion.simulated_change)
+        if artifact is not None and step.kind == "command" and not artifact.changed_files:
+            artifact = None  # a command that changed nothing: nothing to say
+        if artifact is not None and not artifact.note:
+            # Said plainly, as measured, to the event stream only: the output stays the backend's.
+            files = f": {', '.join(artifact.changed_files)}" if artifact.changed_files else ""
+            lead = "" if not completion.text or completion.text.endswith("\n") else "\n"
+            self.sink.emit(TextChunk(step.id, f"{lead}[aethr] {artifact.describe()}{files}\n"))
         if completion.passed is False:
             steps.check_command(step, completion, self.backends.follows_loops)
+        usage = completion.usage if backend.free else charge(completion.usage, self.backends.price_for(step))
         seconds = self.clock() - begin
-        usage = completion.usage
-        return StepResult(step.id, role, model, text, iteration, seconds, usage, artifact, completion.passed)
+        return StepResult(step.id, role, model, completion.text, iteration, seconds, usage, artifact, completion.passed)
 
-    def _prompt(self, step: Step, state: RunState) -> str:
-        outputs = {r.step_id: r.output for r in state.results}
-        gathered = context.gather(
-            step.context, self.root, state.latest, workflow_file=self.config_file, files=self._files, outputs=outputs
-        )
-        history, output = state.results, self.backends.output_for(step)
-        prompt = prompts.build(self.workflow, step, state.task, history, state.latest, gathered.blocks, output)
-        self.sink.emit(PromptBuilt(step.id, prompt, gathered.report))
-        for item in gathered.report:
-            if item.status in ("refused", "skipped", "empty"):
-                self.sink.emit(ContextNoted(step.id, item.source, item.status, item.note))
-        return prompt
-
-    def _complete(self, backend: Backend, request: Request, step: Step) -> Completion:
-        """Call the backend, recording the tree before an editing step and watching its usage."""
-        self._before = changes.snapshot(self.root) if backend.edits_tree else None
-        self._tree_changed = self._tree_changed or backend.edits_tree
-        if backend.edits_tree:
-            self._files.forget()  # the agent may add or remove files: list them again after it
-        self._reported = None if backend.free else Usage(0, 0, None)
-        ledger = self.ledger if not backend.free else None
-        if ledger is not None and request.command is None:
-            request = ledger.admit(request, self.backends.price_for(step))
+    def _call(self, backend: Backend, request: Request, step: Step) -> Completion:
+        """Call the backend, with the tree watched and the spend metered."""
+        self.tree.begin(backend.edits_tree)
+        metered = not backend.free
+        self._running = in_flight(request.prompt) if metered else None
+        if metered and request.command is None:
+            request = self.meter.admit(request, self.backends.price_for(step))
 
         def emit(event: Event) -> None:
-            if isinstance(event, UsageReported):
-                self._reported = event.usage
-                if ledger is not None:
-                    self.sink.emit(event)
-                    ledger.watch(request.step_id, event.usage)  # raises at the cap: the agent is stopped
-                    return
             self.sink.emit(event)
+            if isinstance(event, UsageReported) and metered:
+                self._running = event.usage
+                notice = self.meter.watch(request.step_id, event.usage)  # raises at the cap: the agent is stopped
+                if notice:
+                    self.sink.emit(Notice(request.step_id, notice))
 
         completion = backend.complete(request, emit)
-        self._reported = None
+        self._running = None
         return completion
-
-    def _artifact_of(self, step: Step, completion: Completion) -> tuple[Artifact | None, str]:
-        """The step's change (measured, or the stand-in a simulated agent gave) and its text."""
-        text = completion.text
-        if self._before is None:
-            if completion.simulated_change is None:
-                return None, text
-            return Artifact(step.id, (), "", "", note=completion.simulated_change), text
-        artifact, self._after = changes.artifact(self.root, step.id, self._before)
-        if step.kind == "command" and not artifact.changed_files:
-            return None, text  # a command that changed nothing: nothing to say
-        # Say plainly what the agent changed, as measured, not as the agent reported it.
-        files = f": {', '.join(artifact.changed_files)}" if artifact.changed_files else ""
-        lead = "" if not text or text.endswith("\n") else "\n"
-        note = f"{lead}[aethr] {artifact.describe()}{files}\n"
-        self.sink.emit(TextChunk(step.id, note))
-        return artifact, text + note
-
-    def _advance(self, step: Step, result: StepResult, state: RunState) -> None:
-        """Move to the next step (or back into a loop), then checkpoint the new position."""
-        self.sink.emit(self._finished(result))
-        loop = step.repeat
-        condition = conditions.for_step(step)
-        if loop is None or condition is None or not self.backends.follows_loops:
-            state.next_index += 1
-            self._checkpoint(state, step)
-            return
-        passes = state.passes.get(step.id, 0) + 1
-        state.passes[step.id] = passes
-        passed, reason = condition.check(result.output, result.passed)
-        stuck = None if passed or step.kind != "command" else self._progress.stuck(step.id, result.output, self._after)
-        if stuck:
-            reason = f"{reason}; {stuck}"
-        self.sink.emit(LoopIteration(step.id, loop.back_to, passes, loop.max_iterations, passed, reason))
-        if passed:
-            state.passes.pop(step.id, None)
-            state.next_index += 1
-            self._checkpoint(state, step)
-            return
-        back = self.workflow.step_index(loop.back_to)
-        if passes < loop.max_iterations and not stuck:
-            for inner in self.workflow.steps[back : state.next_index]:
-                state.passes.pop(inner.id, None)
-            state.next_index = back
-            self._checkpoint(state, step)
-            return
-        # Exhausted (or stuck): the checkpoint points back into the loop with a fresh round.
-        state.passes.pop(step.id, None)
-        state.next_index = back
-        self._checkpoint(state, step)
-        what = f"made no progress at pass {passes}: {stuck}" if stuck else f"ran {passes} pass(es) without"
-        raise LoopExhausted(
-            f"the loop from '{loop.back_to}' to '{step.id}' {what}{'' if stuck else ' ' + condition.goal}",
-            hint=f"read the last '{step.id}' output above; raise repeat.max_iterations "
-            "or resume to grant the loop another round",
-        )
-
-    def _checkpoint(self, state: RunState, step: Step) -> None:
-        if self.durability is None:
-            return
-        if self._tree_changed:
-            state.fingerprint = self.durability.fingerprint()
-            self._tree_changed = False
-        self.durability.save(self.durability.path, state)
-        self._saved = True
-        self.sink.emit(CheckpointSaved(str(self.durability.path), step.id))
-
-    def _finished(self, r: StepResult) -> StepFinished:
-        files = r.artifact.changed_files if r.artifact is not None else None
-        return StepFinished(r.step_id, r.role, r.model, r.iteration, r.seconds, r.usage, r.output, files, r.passed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aethr.events import Usage
+from aethr.events import StepFinished, Usage
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,21 @@ class StepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def finished(self) -> StepFinished:
+        """The event that reports this result."""
+        files = self.artifact.changed_files if self.artifact is not None else None
+        return StepFinished(
+            self.step_id,
+            self.role,
+            self.model,
+            self.iteration,
+            self.seconds,
+            self.usage,
+            self.output,
+            files,
+            self.passed,
+        )
 
     @classmethod
     def from_dict(cls, data: Any) -> StepResult:

@@ -183,9 +183,9 @@ def _run(options: RunOptions, report: Report) -> None:
     executor = Executor(workflow, root, backends, sink, None, config_file=leave_out, cap=cap)
     if state is None:
         assert task is not None
-        state = executor.new_state(task)
-        state.mode, state.model_override = settings.mode, settings.model_override
-        state.workflow_digest, state.params = raw_digest, {name: v.text for name, v in values.items()}
+        kept = {name: v.text for name, v in values.items()}
+        state = executor.new_state(task, mode=settings.mode, model_override=settings.model_override, params=kept)
+        state = state.replace(workflow_digest=raw_digest)
     _run_kept(executor, state, config_path, checkpoint_path, options.force_resume)
     if options.save_workflow is not None:
         _promote(options, raw, values, settings, state.task, state.model_override)

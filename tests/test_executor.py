@@ -14,8 +14,9 @@ import pytest
 from aethr import checkpoint
 from aethr.backends import Backend, Completion, Emit, Endpoint, Request
 from aethr.config import parse
+from aethr.context import estimate_tokens
 from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, StepFailed
-from aethr.events import Event, LoopIteration, RunFailed, RunFinished, TextChunk, Usage, UsageReported
+from aethr.events import Event, LoopIteration, RunFailed, RunFinished, StepFinished, TextChunk, Usage, UsageReported
 from aethr.executor import Durability, Executor
 from aethr.schema import Step
 
@@ -157,8 +158,8 @@ def test_a_failed_step_adds_what_it_spent_to_the_run(tmp_path: Path) -> None:
         executor.run(executor.new_state("task"))
     failed = sink.events[-1]
     assert isinstance(failed, RunFailed)
-    assert failed.usage == Usage(17, 8, None), "the failed call's spend is unknown, so the total is too"
-    assert checkpoint.load(path).spent == Usage(17, 8, None), "the checkpoint keeps the run's spend"
+    assert failed.usage == Usage(17, 8, 0.01, at_least=True), "an unknown part keeps what is known, as a floor"
+    assert checkpoint.load(path).spent == failed.usage, "the checkpoint keeps the run's spend"
 
 
 def _agent_then_ctrl_c(request: Request, emit: Emit) -> Completion:
@@ -170,17 +171,21 @@ def _agent_then_ctrl_c(request: Request, emit: Emit) -> Completion:
     ("reply", "expected"),
     [
         (_agent_then_ctrl_c, Usage(110, 55, pytest.approx(0.51), at_least=True)),
-        (KeyboardInterrupt(), Usage(10, 5, None, at_least=True)),
+        (KeyboardInterrupt(), "prompt"),
     ],
     ids=["reported-then-interrupted", "interrupted-before-any-report"],
 )
-def test_an_interrupted_step_counts_what_it_reported_as_a_floor(tmp_path: Path, reply: Reply, expected: Usage) -> None:
+def test_an_interrupted_step_counts_what_it_reported_as_a_floor(
+    tmp_path: Path, reply: Reply, expected: Usage | str
+) -> None:
     backend = Scripted(["built", reply], free=False)
     executor, sink, _path = run(tmp_path, LOOP, backend)
     with pytest.raises(Interrupted):
         executor.run(executor.new_state("task"))
     failed = sink.events[-1]
     assert isinstance(failed, RunFailed) and failed.exit_code == 130
+    if expected == "prompt":  # nothing reported: the call in flight counts its prompt, at an unknown price
+        expected = Usage(10 + estimate_tokens(backend.requests[1].prompt), 5, pytest.approx(0.01), at_least=True)
     assert failed.usage == expected
 
 
@@ -201,3 +206,28 @@ def test_a_simulated_agent_hands_its_note_to_later_steps(tmp_path: Path) -> None
 def test_errors_carry_their_exit_codes() -> None:
     codes = {cls.__name__: int(cls("x").exit_code) for cls in AethrError.__subclasses__()}
     assert codes["StepFailed"] == 1 and codes["InternalError"] == 70 and codes["Interrupted"] == 130
+
+
+class InterruptedWhileShown(Sink):
+    """A sink whose user presses Ctrl-C while the first finished step is shown."""
+
+    def emit(self, event: Event) -> None:
+        super().emit(event)
+        if isinstance(event, StepFinished) and len(self.of(StepFinished)) == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_a_finished_step_is_shown_never_repeats_it_on_resume(tmp_path: Path) -> None:
+    backend = Scripted(["built", "Review status: pass"])
+    sink = InterruptedWhileShown()
+    path = tmp_path / "run.json"
+    executor = Executor(parse(LOOP), tmp_path, Router(backend), sink, Durability(path, checkpoint.save, lambda: None))
+    with pytest.raises(Interrupted):
+        executor.run(executor.new_state("task"))
+    saved = checkpoint.load(path)
+    assert saved.next_index == 1 and [r.step_id for r in saved.results] == ["implement"], "saved before shown"
+    assert saved.spent == Usage(10, 5, 0.01), "and its spend counted once"
+    resumed = Executor(parse(LOOP), tmp_path, Router(backend), Sink(), Durability(path, checkpoint.save, lambda: None))
+    final = resumed.run(saved, resumed_from=str(path))
+    assert [r.step_id for r in final.results] == ["implement", "review"]
+    assert [r.step_id for r in backend.requests] == ["implement", "review"], "implement ran once"

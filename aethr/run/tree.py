@@ -1,0 +1,47 @@
+"""The tree a run works on, watched around each step that may edit it.
+
+Before an editing step: a snapshot (a tree id). After it: the measured change (an
+`Artifact`), the tree id after it (the no-progress digest of a command loop), and a
+mark that the repository's fingerprint must be taken again before the next
+checkpoint. Model steps never touch files, so they cost no git call here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aethr import changes, listing
+from aethr.results import Artifact
+
+
+class TreeWatch:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files = listing.Lister(root.resolve())  # the tree, listed once and shared by every step
+        self.before: str | None = None  # the tree before the running step, when it edits the tree
+        self.after: str | None = None  # the tree after the last step that may have edited it
+        self.moved = False  # an editing step ran since the last fingerprint
+
+    def begin(self, edits_tree: bool) -> None:
+        """A step starts; `edits_tree`: its backend may change files."""
+        self.before = changes.snapshot(self.root) if edits_tree else None
+        if edits_tree:
+            self.moved = True
+            self.files.forget()  # the agent may add or remove files: list them again after it
+
+    def measure(self, step_id: str, simulated: str | None) -> Artifact | None:
+        """The running step's change: measured for an editing step, or the stand-in a simulated
+        agent gave (`simulated`); None when neither."""
+        if self.before is None:
+            return None if simulated is None else Artifact(step_id, (), "", "", note=simulated)
+        artifact, self.after = changes.artifact(self.root, step_id, self.before)
+        return artifact
+
+    def left_behind(self) -> str:
+        """For a step stopped part-way: the files it had changed, which stay in the tree."""
+        return changes.left_behind(self.root, self.before)
+
+    def refingerprint(self) -> bool:
+        """True once after an editing step ran: the fingerprint is to be taken again."""
+        moved, self.moved = self.moved, False
+        return moved
