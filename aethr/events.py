@@ -26,13 +26,15 @@ class Usage:
     known (an unpriced model: never silently $0). `at_least` marks a floor: part of the
     cost is unknown (a call cut off mid-way, a retried timeout, an unpriced part), so
     more may have been spent. Adding an unknown part never erases what is known: the sum
-    keeps the known cost and becomes a floor.
+    keeps the known cost and becomes a floor. `estimated`: the token counts are aethr's
+    own estimate (4 characters a token), as the provider reported none.
     """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = 0.0
     at_least: bool = False
+    estimated: bool = False
 
     def __add__(self, other: Usage) -> Usage:
         if self.cost_usd is None and other.cost_usd is None:
@@ -45,6 +47,7 @@ class Usage:
             self.completion_tokens + other.completion_tokens,
             cost,
             self.at_least or other.at_least or partial,
+            self.estimated or other.estimated,
         )
 
     @property

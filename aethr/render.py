@@ -29,6 +29,7 @@ from aethr.events import (
     TextChunk,
     Usage,
     to_dict,
+    usd,
 )
 
 
@@ -41,7 +42,8 @@ def money(usage: Usage) -> str:
 
 
 def tokens(usage: Usage) -> str:
-    return f"{usage.prompt_tokens}+{usage.completion_tokens}"
+    """Tokens as shown; "~" marks aethr's own estimate (the provider reported none)."""
+    return f"{'~' if usage.estimated else ''}{usage.prompt_tokens}+{usage.completion_tokens}"
 
 
 class TerminalRenderer:
@@ -169,7 +171,7 @@ class TerminalRenderer:
         title = "run failed" if failed else "run finished"
         total = f"{event.seconds:.1f}s · tokens {tokens(event.usage)} · cost {money(event.usage)}"
         if event.cap_usd is not None:
-            total += f" of a ${event.cap_usd:.4f} cap"
+            total += f" of a {usd(event.cap_usd)} cap"
         if self.color:
             from rich.table import Table
 
@@ -230,14 +232,16 @@ def estimate_table(event: Estimated) -> str:
         if r.window and r.prompt_tokens > r.window:
             window += " (over!)"
         output = f"{r.output_tokens:,}" + (" assumed" if r.output_assumed else "")
-        usd = f"${r.usd:.4f}" if r.usd is not None else "unknown"
+        cost = f"${r.usd:.4f}" if r.usd is not None else "unknown"
         rows.append(
-            (r.step_id, r.backend, r.model or "-", f"~{r.prompt_tokens:,}", window, output, usd, f"×{r.passes}")
+            (r.step_id, r.backend, r.model or "-", f"~{r.prompt_tokens:,}", window, output, cost, f"×{r.passes}")
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     total = f"${event.low_usd:.4f}" + (f" to ${event.high_usd:.4f}" if event.high_usd > event.low_usd else "")
     left_out = f" (not counting {', '.join(event.unknown)}: unknown)" if event.unknown else ""
+    if event.unknown and not any(r.usd is not None and r.backend != "command" for r in event.steps):
+        total, left_out = "unknown", f" (no price is known for {', '.join(event.unknown)})"  # $0 would be a guess
     return "estimate (nothing was called):\n" + "\n".join(lines) + f"\n  total: {total}{left_out}\n"
 
 

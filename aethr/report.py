@@ -60,6 +60,7 @@ class Report:
         self.usage = Usage(0, 0, 0.0)
         self.seconds = 0.0
         self.checkpoint: str | None = None
+        self.cap: float | None = None  # the run's spend cap, as the executor reported it
         self.failed_step: str | None = None
         self.closed = False
         self.error: AethrError | None = None  # how the run failed, once it has ended
@@ -75,7 +76,7 @@ class Report:
             self.steps.pop(event.step_id, None)
             self.steps[event.step_id] = event
         elif isinstance(event, RunFinished | RunFailed):
-            self.usage, self.seconds = event.usage, event.seconds
+            self.usage, self.seconds, self.cap = event.usage, event.seconds, event.cap_usd
             if isinstance(event, RunFailed):
                 self.checkpoint, self.failed_step = event.checkpoint, event.step_id
             elif self.options.json_output:
@@ -158,6 +159,7 @@ class Report:
             self.seconds,
             self.usage,
             tuple(self.steps.values()),
+            cap_usd=self.cap,
             exit_code=code,
             status=self.status(code),
             verdict=self.verdict,

@@ -110,11 +110,11 @@ def usage_from_dict(data: Any) -> Usage:
     if not isinstance(data, dict):
         raise TypeError("usage must be an object")
     tokens_in, tokens_out = data["prompt_tokens"], data["completion_tokens"]
-    cost, at_least = data["cost_usd"], data.get("at_least", False)
+    cost, at_least, estimated = data["cost_usd"], data.get("at_least", False), data.get("estimated", False)
     if not (isinstance(tokens_in, int) and isinstance(tokens_out, int) and tokens_in >= 0 and tokens_out >= 0):
         raise ValueError("usage tokens must be whole numbers, 0 or more")
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0):
         raise ValueError("usage cost must be a number, 0 or more, or null")
-    if not isinstance(at_least, bool):
-        raise ValueError("usage at_least must be true or false")
-    return Usage(tokens_in, tokens_out, None if cost is None else float(cost), at_least)
+    if not isinstance(at_least, bool) or not isinstance(estimated, bool):
+        raise ValueError("usage at_least and estimated must be true or false")
+    return Usage(tokens_in, tokens_out, None if cost is None else float(cost), at_least, estimated)

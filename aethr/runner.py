@@ -19,15 +19,15 @@ from aethr import settings as settings_mod
 from aethr.backends import Backends
 from aethr.errors import (
     AethrError,
-    EnvironmentNotReady,
     InternalError,
     Interrupted,
     OutputClosed,
     UsageError,
 )
-from aethr.events import EventSink, Notice
+from aethr.events import EventSink, Notice, Usage
 from aethr.executor import Durability, Executor
 from aethr.report import Report, ReportOptions
+from aethr.run import budget
 from aethr.schema import Param, Workflow
 from aethr.settings import Settings
 
@@ -161,7 +161,7 @@ def _run(options: RunOptions, report: Report) -> None:
     caps = [c for c in (options.max_cost, settings.max_cost, workflow.max_cost) if c is not None]
     cap = min(caps) if caps else None  # the lowest cap wins
     if cap is not None and not show_prompt:
-        _check_cap(cap, backends, state)
+        budget.check(cap, backends, state.spent if state is not None else Usage())
     task = _task(task, settings) if state is None else task
     if not uses_litellm:
         # A live model run re-enables it after the first call (backends.live), so that the
@@ -255,25 +255,6 @@ def _ask(name: str, param: Param) -> str:
     sys.stderr.write(f"aethr: parameter {name}{about}: ")
     sys.stderr.flush()
     return sys.stdin.readline().strip()
-
-
-def _check_cap(cap: float, backends: Backends, state: checkpoint.RunState | None) -> None:
-    """A cap needs a price for every model step, and room left on a resume."""
-    if backends.mode == "live":
-        for step in backends.workflow.steps:
-            model = backends.model_for(step)
-            if step.kind == "model" and backends.price_for(step) is None:
-                raise EnvironmentNotReady(
-                    f"step '{step.id}' uses {model}, which has no known price, and the run has a spend cap",
-                    hint=f"add `prices: {{'{model}': {{input: USD, output: USD}}}}` (per million tokens) "
-                    "to the workflow, or run without a cap",
-                )
-    spent = (state.spent.cost_usd or 0.0) if state is not None else 0.0
-    if spent >= cap:
-        raise UsageError(
-            f"a cap of ${cap:.4f} is at or below what this run already spent (${spent:.4f})",
-            hint="give a higher --max-cost to go on",
-        )
 
 
 def _run_kept(

@@ -5,6 +5,7 @@ Each request to `/v1/chat/completions` takes the next scripted behaviour; when t
 script runs out, the last behaviour repeats. Behaviours (dicts):
 
     {"kind": "stream", "text": "...", "prompt_tokens": 11, "completion_tokens": 7}
+    {"kind": "stream", "text": "...", "usage": false}   no usage chunk at all
     {"kind": "status", "code": 429, "headers": {"Retry-After": "0"}, "message": "..."}
     {"kind": "hang"}                      accept the request and never answer
     {"kind": "drop", "text": "partial"}   stream some text, then close without a finish
@@ -211,6 +212,9 @@ class FakeOpenAI:
                     if behaviour.get("kind") == "drop":
                         return  # the connection closes with no finish reason and no [DONE]
                     self._event(self._chunk(model, {}, finish))
+                    if behaviour.get("usage") is False:  # a server that reports no usage
+                        self._event("[DONE]")
+                        return
                     usage = {
                         "prompt_tokens": int(behaviour.get("prompt_tokens", 11)),
                         "completion_tokens": int(behaviour.get("completion_tokens", 7)),

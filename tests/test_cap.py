@@ -22,7 +22,7 @@ def test_a_cap_below_one_call_stops_before_any_request(repo: Path, server: FakeO
     write_workflow(repo, LIVE_LOOP.format(max=3))
     result = aethr("run", "task", "--max-cost", "0.000001", cwd=repo, env=live(server))
     assert result.code == 6, result.both
-    assert "spend cap of $0.0000 is reached at step 'implement'" in result.err and "its prompt alone" in result.err
+    assert "spend cap of $0.0000010 is reached at step 'implement'" in result.err and "its prompt alone" in result.err
     assert server.requests == []
 
 
@@ -34,7 +34,7 @@ def test_a_cap_reached_on_loop_pass_2_then_a_higher_cap_finishes(
     first = aethr("run", "task", "--max-cost", "0.05", cwd=repo, env=live(server))
     assert first.code == 6, first.both
     assert len(server.requests) == 3, "implement and review of pass 1, implement of pass 2; then the cap"
-    assert "of its $0.0500 cap (80%)" in first.err, "a notice at 80% of the cap"
+    assert "of its $0.0500 cap (84%)" in first.err, "a notice on crossing 80% of the cap, with the share"
     assert "of a $0.0500 cap" in first.out, "the summary shows the spent against the cap"
     # $0.05 - $0.042 spent - the prompt leaves about $0.008: at $0.60 a million, about 13,300 tokens
     assert 13_000 < server.requests[2]["max_tokens"] < 13_340, "max tokens: what the rest of the budget pays for"

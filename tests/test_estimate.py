@@ -94,3 +94,35 @@ def test_max_output_tokens_is_in_the_request_body(repo: Path, server: FakeOpenAI
     result = aethr("run", "task", cwd=repo, env=live(server))
     assert result.code == 0, result.both
     assert server.requests[0]["max_tokens"] == 321
+
+
+def test_a_workflow_of_unpriced_steps_has_an_unknown_total(repo: Path) -> None:
+    write_workflow(repo, LOOP.replace("anthropic:claude-sonnet-4-5", "openai:team-model").replace("gpt-4o-mini", "x-1"))
+    result = aethr("run", "t", "--estimate", cwd=repo)
+    assert result.code == 0, result.both
+    assert "total: unknown (no price is known for plan, review)" in result.out
+    assert "$0.0000" not in result.out
+
+
+NESTED = """\
+workflow: nested
+roles: {implementer: Build., reviewer: Review.}
+models: {implementer: openai:gpt-4o-mini, reviewer: openai:gpt-4o-mini}
+steps:
+  - id: implement
+    role: implementer
+  - id: test
+    run: "true"
+    repeat: {back_to: implement, until_command_passes: true, max_iterations: 3}
+  - id: review
+    role: reviewer
+    repeat: {back_to: implement, until_review_pass: true, max_iterations: 2}
+"""
+
+
+def test_a_nested_loops_upper_bound_is_the_product_of_its_passes(repo: Path) -> None:
+    """The bound equals the real passes of a scripted run: see test_transition."""
+    write_workflow(repo, NESTED)
+    result = aethr("run", "t", "--estimate", "--json", cwd=repo)
+    estimate = next(e for e in map(json.loads, result.out.splitlines()) if e["event"] == "estimate")
+    assert {r["step_id"]: r["passes"] for r in estimate["steps"]} == {"implement": 6, "test": 6, "review": 2}

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 class ClaudeBackend(AgentBackend):
     name = "Claude Code"
+    reports_cost = True  # `total_cost_usd`: a spend cap needs no price for its model
     program = "claude"
     install = "npm install -g @anthropic-ai/claude-code"
     bin_variable = "AETHR_CLAUDE_BIN"
@@ -152,15 +153,19 @@ def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _total(result: dict[str, Any], so_far: Usage) -> Usage:
-    """The whole run's usage from its `result`: tokens from `modelUsage`, cost as reported."""
+    """The whole run's usage from its `result`: tokens from `modelUsage` (else as its calls
+    reported them), and its cost in full as `total_cost_usd` says, with or without tokens.
+    Without that field, what its calls were priced at so far stands, as a floor."""
     prompt = completion = 0
     for usage in (as_dict(u) for u in as_dict(result.get("modelUsage")).values()):
         prompt += sum(count(usage.get(k)) for k in ("inputTokens", "cacheReadInputTokens", "cacheCreationInputTokens"))
         completion += count(usage.get("outputTokens"))
-    cost = result.get("total_cost_usd")
     if not prompt and not completion:
-        return so_far
-    return Usage(prompt, completion, float(cost) if isinstance(cost, int | float) else None)
+        prompt, completion = so_far.prompt_tokens, so_far.completion_tokens
+    cost = result.get("total_cost_usd")
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
+        return Usage(prompt, completion, float(cost))
+    return Usage(prompt, completion, so_far.cost_usd, at_least=True)
 
 
 def _denied(item: Any) -> str:

@@ -32,6 +32,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 class OpenCodeBackend(AgentBackend):
     name = "OpenCode"
+    reports_cost = True  # `cost` on each step_finish (OpenCode prices the calls itself)
     program = "opencode"
     install = "npm install -g opencode-ai"
     bin_variable = "AETHR_OPENCODE_BIN"

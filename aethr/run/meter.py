@@ -18,6 +18,7 @@ A notice when the floor first reaches 80% of the cap, saying the share it reache
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from aethr.backends import Request
@@ -34,7 +35,7 @@ def charge(usage: Usage, price: Price | None) -> Usage:
     if usage.complete or price is None:
         return usage
     floor = usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]
-    return Usage(usage.prompt_tokens, usage.completion_tokens, max(usage.known, floor), at_least=True)
+    return dataclasses.replace(usage, cost_usd=max(usage.known, floor), at_least=True)
 
 
 def in_flight(prompt: str) -> Usage:

@@ -1,0 +1,54 @@
+"""Before a run under a spend cap: can the cap be kept at all, and is there room left?
+
+A cap is only as good as the costs it can see. A model step needs a known price (the
+workflow's `prices:` or LiteLLM's table). An agent step needs a cost it reports itself
+(Claude Code's `total_cost_usd`, OpenCode's per-call `cost`) or a known price for its
+model, at which its tokens are priced as it goes (Codex, Gemini CLI). A resume needs
+the cap above the known floor of what the run already spent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aethr.errors import EnvironmentNotReady, UsageError
+from aethr.events import Usage, usd
+from aethr.names import AGENT_PROVIDERS
+
+if TYPE_CHECKING:
+    from aethr.backends import Backends
+    from aethr.config import Step
+
+
+def check(cap: float, backends: Backends, spent: Usage) -> None:
+    """Raise EnvironmentNotReady for a step whose cost the cap cannot see (live runs only), or
+    UsageError when `spent`, the run's known floor so far, already reaches the cap."""
+    if backends.mode == "live":
+        for step in backends.workflow.steps:
+            _seen(step, backends)
+    if spent.known >= cap:
+        floor = "at least " if not spent.complete else ""
+        raise UsageError(
+            f"a cap of {usd(cap)} is at or below what this run already spent ({floor}{usd(spent.known)})",
+            hint="give a higher --max-cost to go on",
+        )
+
+
+def _seen(step: Step, backends: Backends) -> None:
+    model = backends.model_for(step)
+    if step.kind == "model" and backends.price_for(step) is None:
+        raise EnvironmentNotReady(
+            f"step '{step.id}' uses {model}, which has no known price, and the run has a spend cap",
+            hint=f"add `prices: {{'{model}': {{input: USD, output: USD}}}}` (per million tokens) "
+            "to the workflow, or run without a cap",
+        )
+    if step.kind not in AGENT_PROVIDERS or getattr(backends.for_step(step), "reports_cost", False):
+        return
+    from aethr import pricing
+
+    if model is None or pricing.price(model) is None:
+        raise EnvironmentNotReady(
+            f"step '{step.id}' runs {step.kind} with {model or 'its default model'}, which reports no cost "
+            "and has no known price, and the run has a spend cap",
+            hint="choose a model in LiteLLM's price table for the role, or run without a cap",
+        )
