@@ -114,19 +114,22 @@ def test_model_name_mapping(given: str, expected: str) -> None:
 
 USAGE_SUMS = [
     (Usage(1, 2, 0.5), Usage(3, 4, 0.25), Usage(4, 6, 0.75)),
-    (Usage(1, 2, 0.5), Usage(3, 4, None), Usage(4, 6, None)),
-    (Usage(1, 2, None), Usage(0, 0, 0.0), Usage(1, 2, None)),
+    (Usage(1, 2, 0.5), Usage(3, 4, None), Usage(4, 6, 0.5, at_least=True)),  # unknown never erases the known
+    (Usage(1, 2, None), Usage(0, 0, 0.0), Usage(1, 2, 0.0, at_least=True)),
+    (Usage(1, 2, None), Usage(3, 4, None), Usage(4, 6, None)),  # nothing known: unknown
     (Usage(1, 1, 0.1, at_least=True), Usage(1, 1, 0.1), Usage(2, 2, 0.2, at_least=True)),
+    (Usage(1, 1, 0.1, estimated=True), Usage(1, 1, 0.1), Usage(2, 2, 0.2, estimated=True)),
 ]
 
 
 @pytest.mark.parametrize(("a", "b", "total"), USAGE_SUMS)
-def test_usage_sums_keep_unknown_unknown(a: Usage, b: Usage, total: Usage) -> None:
+def test_usage_sums_keep_what_is_known(a: Usage, b: Usage, total: Usage) -> None:
     got = a + b
-    assert (got.prompt_tokens, got.completion_tokens, got.at_least) == (
+    assert (got.prompt_tokens, got.completion_tokens, got.at_least, got.estimated) == (
         total.prompt_tokens,
         total.completion_tokens,
         total.at_least,
+        total.estimated,
     )
     assert got.cost_usd == pytest.approx(total.cost_usd) if total.cost_usd is not None else got.cost_usd is None
 

@@ -86,7 +86,7 @@ class Meter:
             return None
         self._warned = True
         floor = "at least " if not total.complete else ""
-        share = math.floor(100 * total.known / self.cap)
+        share = round(100 * total.known / self.cap)
         return f"the run has spent {floor}{usd(total.known)} of its {usd(self.cap)} cap ({share}%)"
 
     def reached(self, step_id: str, spent: Usage, why: str) -> SpendCapReached:
