@@ -17,7 +17,7 @@ from aethr.names import AGENT_PROVIDERS
 
 if TYPE_CHECKING:
     from aethr.backends import Backends
-    from aethr.config import Step
+    from aethr.schema import Step
 
 
 def check(cap: float, backends: Backends, spent: Usage) -> None:
