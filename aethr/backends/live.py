@@ -271,23 +271,19 @@ class _Streamed(Exception):
 
 
 def _usage(request: Request, text: str, usage: Any, response: Any) -> Usage:
-    """Tokens from the provider (or aethr's estimate, marked so, priced as a floor), and the
-    cost: what a gateway says it charged,
-    else the workflow's `prices:`, else LiteLLM's table for the gateway's upstream model or the
-    model asked for; unknown (None), never $0, otherwise."""
-    reported = (int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
-    prompt_tokens = reported[0] or estimate_tokens(request.prompt)
-    completion_tokens = reported[1] or estimate_tokens(text)
-    estimated = not all(reported)  # the provider sent no count: aethr's own estimate, its cost a floor
+    """Tokens from the provider, else aethr's estimate (marked so, its cost a floor); the cost a gateway
+    charged, else `prices:`, else LiteLLM's table (upstream model, then the one asked); else None."""
+    given = (int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+    prompt_tokens, completion_tokens = given[0] or estimate_tokens(request.prompt), given[1] or estimate_tokens(text)
     cost, upstream = failures.gateway_cost(response)
-    charged = cost is not None  # what a gateway says it charged is whole, whatever the tokens
+    floor = not all(given) and cost is None  # a gateway's charge is whole, whatever the tokens
     if cost is None and request.endpoint.price is not None:
         per_in, per_out = request.endpoint.price
         cost = prompt_tokens * per_in + completion_tokens * per_out
     for model in (upstream, request.model):  # the gateway's upstream model, then the one asked for
         if cost is None and model:
             cost = pricing.cost(model, prompt_tokens, completion_tokens)
-    return Usage(prompt_tokens, completion_tokens, cost, estimated and not charged, estimated)
+    return Usage(prompt_tokens, completion_tokens, cost, floor, not all(given))
 
 
 _SHORT = {
