@@ -25,29 +25,61 @@ def live_env(server: FakeOpenAI, **extra: str) -> dict[str, str]:
     return {"AETHR_LIVE": "1", "OPENAI_API_KEY": KEY, "OPENAI_API_BASE": server.base_url, **extra}
 
 
-def test_streamed_answer_with_usage_and_cost(repo: Path, server: FakeOpenAI) -> None:
+# One LiteLLM import serves several scenarios: each step below is one (the import costs seconds).
+FOUR = """\
+workflow: four
+roles: {a: Review it., b: B., c: C., d: D.}
+models: {a: openai:gpt-4o-mini, b: openai:house-model-7, c: openai:gpt-4o-mini, d: openai:gpt-4o-mini}
+steps:
+  - {id: priced, role: a, context: ['file:README.md']}
+  - {id: unpriced, role: b}
+  - {id: limited, role: c}
+  - {id: busy, role: d}
+"""
+
+
+def test_usage_and_cost_an_unknown_price_and_retries_after_429_and_503(repo: Path, server: FakeOpenAI) -> None:
     server.script = [
-        {
-            "kind": "stream",
-            "text": "Looks fine to me.\nReview status: pass",
-            "prompt_tokens": 1000,
-            "completion_tokens": 100,
-        }
+        {"kind": "stream", "text": "Looks fine to me.", "prompt_tokens": 1000, "completion_tokens": 100},
+        {"kind": "stream", "text": "no price for me"},
+        {"kind": "status", "code": 429, "headers": {"Retry-After": "0"}},
+        {"kind": "stream", "text": "second time lucky"},
+        {"kind": "status", "code": 503, "headers": {"Retry-After": "2"}},
+        {"kind": "stream", "text": "back again"},
     ]
-    write_workflow(repo, ONE)
+    write_workflow(repo, FOUR)
     result = aethr("run", "review the readme", cwd=repo, env=live_env(server))
     assert result.code == 0, result.both
-    assert "Looks fine to me." in result.out
-    assert "tokens 1000+100" in result.out
-    # gpt-4o-mini from LiteLLM's bundled price table: 1000 * 0.15/1M + 100 * 0.6/1M
+    # priced: streamed, with usage, priced from LiteLLM's bundled table: 1000 * 0.15/1M + 100 * 0.6/1M
+    assert "Looks fine to me." in result.out and "tokens 1000+100" in result.out
     assert "$0.000210" in result.out
-    assert len(server.requests) == 1
     body = server.requests[0]
     assert body["model"] == "gpt-4o-mini" and body["stream"] is True
     prompt = server.prompts()[0]
     assert "# Task\nreview the readme" in prompt and "# project" in prompt
     assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
     assert KEY not in result.both
+    # unpriced: unknown, not zero
+    assert server.requests[1]["model"] == "house-model-7" and "cost unknown" in result.out
+    # limited: a 429 is retried, and the answer shown once
+    assert "rate limited (429); retry 1" in result.err
+    assert result.out.count("second time lucky") == 1
+    # busy: Retry-After is honoured
+    assert "provider error (503); retry 1 in 2.0s" in result.err and "back again" in result.out
+    assert len(server.requests) == 6
+
+
+def test_aethr_model_implies_live_the_environment_beats_dotenv_and_openai_base_url_works(
+    repo: Path, server: FakeOpenAI
+) -> None:
+    write_workflow(repo, ONE)
+    (repo / ".env").write_text("OPENAI_API_KEY=sk-from-dotenv-000000\n")
+    env = {"AETHR_MODEL": "openai:gpt-4o", "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.base_url}
+    result = aethr("run", "task", cwd=repo, env=env)  # no AETHR_LIVE, no OPENAI_API_BASE
+    assert result.code == 0, result.both
+    assert len(server.requests) == 1
+    assert server.requests[0]["model"] == "gpt-4o", "AETHR_MODEL overrides every role"
+    assert server.headers[0]["Authorization"] == f"Bearer {KEY}", "the environment wins over .env"
 
 
 def test_json_events_carry_usage(repo: Path, server: FakeOpenAI) -> None:
@@ -64,36 +96,6 @@ def test_json_events_carry_usage(repo: Path, server: FakeOpenAI) -> None:
     }
     assert events[-1]["event"] == "run_finished"
     assert KEY not in result.out
-
-
-def test_unknown_price_is_unknown_not_zero(repo: Path, server: FakeOpenAI) -> None:
-    write_workflow(repo, ONE.replace("openai:gpt-4o-mini", "openai:house-model-7"))
-    result = aethr("run", "task", cwd=repo, env=live_env(server))
-    assert result.code == 0, result.both
-    assert "cost unknown" in result.out
-    assert server.requests[0]["model"] == "house-model-7"
-
-
-def test_aethr_model_overrides_every_role_and_implies_live(repo: Path, server: FakeOpenAI) -> None:
-    write_workflow(repo, ONE)
-    env = live_env(server, AETHR_MODEL="openai:gpt-4o")
-    del env["AETHR_LIVE"]
-    result = aethr("run", "task", cwd=repo, env=env)
-    assert result.code == 0, result.both
-    assert server.requests[0]["model"] == "gpt-4o"
-
-
-def test_429_then_success_is_retried(repo: Path, server: FakeOpenAI) -> None:
-    server.script = [
-        {"kind": "status", "code": 429, "headers": {"Retry-After": "0"}},
-        {"kind": "stream", "text": "second time lucky"},
-    ]
-    write_workflow(repo, ONE)
-    result = aethr("run", "task", cwd=repo, env=live_env(server))
-    assert result.code == 0, result.both
-    assert len(server.requests) == 2
-    assert "rate limited (429); retry 1" in result.err
-    assert result.out.count("second time lucky") == 1
 
 
 def test_persistent_500_fails_after_three_attempts(repo: Path, server: FakeOpenAI) -> None:
@@ -208,35 +210,6 @@ def test_key_from_dotenv_is_used(repo: Path, server: FakeOpenAI) -> None:
     result = aethr("run", "task", cwd=sub, env={"AETHR_LIVE": "1"})
     assert result.code == 0, result.both
     assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
-
-
-def test_dotenv_does_not_override_the_environment(repo: Path, server: FakeOpenAI) -> None:
-    write_workflow(repo, ONE)
-    (repo / ".env").write_text("OPENAI_API_KEY=sk-from-dotenv-000000\n")
-    result = aethr("run", "task", cwd=repo, env=live_env(server))
-    assert result.code == 0, result.both
-    assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
-
-
-def test_openai_base_url_also_works(repo: Path, server: FakeOpenAI) -> None:
-    write_workflow(repo, ONE)
-    env = live_env(server)
-    env["OPENAI_BASE_URL"] = env.pop("OPENAI_API_BASE")
-    result = aethr("run", "task", cwd=repo, env=env)
-    assert result.code == 0, result.both
-    assert len(server.requests) == 1
-
-
-def test_retry_after_is_honoured(repo: Path, server: FakeOpenAI) -> None:
-    server.script = [
-        {"kind": "status", "code": 503, "headers": {"Retry-After": "2"}},
-        {"kind": "stream", "text": "back again"},
-    ]
-    write_workflow(repo, ONE)
-    result = aethr("run", "task", cwd=repo, env=live_env(server))
-    assert result.code == 0, result.both
-    assert "provider error (503); retry 1 in 2.0s" in result.err
-    assert len(server.requests) == 2
 
 
 def test_a_dotenv_above_the_installed_litellm_is_never_loaded(repo: Path, server: FakeOpenAI) -> None:
