@@ -129,6 +129,25 @@ def test_an_agent_that_reads_its_prompt_late_is_stopped_by_its_timeout(tmp_path:
     assert left_after(mark) == [], "nothing the agent started is left"
 
 
+def test_ctrl_c_while_the_prompt_is_still_being_written_ends_the_agents_tree(tmp_path: Path, repo: Path) -> None:
+    """The caller holds the child before the first byte is written, so its clean-up covers the write."""
+    mark = marker()
+    body = f"setsid sleep 300.{mark} </dev/null >/dev/null 2>&1 &\nsleep 100.{mark}\ncat > /dev/null\n"
+    binary = shell_script(tmp_path / f"agent-{mark}", body)
+    write_workflow(repo, AGENT.format(timeout=600))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aethr", "run", "x" * 100_000],
+        cwd=repo,
+        env={**os.environ, **agent_env(binary)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for("the agent's start", lambda: sleeping(mark) == 2, proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=CEILING) == 130
+    assert left_after(mark) == [], "nothing the agent started is left"
+
+
 def test_a_command_that_closes_its_output_and_runs_on_is_a_timeout(repo: Path) -> None:
     mark = marker()
     run = f"echo started; exec >/dev/null 2>&1; sleep 20.{mark}"
