@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import checkpoint, effective, estimate, fingerprint, promote, resume, runstore
+from aethr import checkpoint, effective, estimate, fingerprint, promote, resume, runstore, sensitive
 from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends import Backends
@@ -28,7 +28,7 @@ from aethr.events import EventSink, Notice, Usage
 from aethr.executor import Durability, Executor
 from aethr.report import Report, ReportOptions
 from aethr.run import budget
-from aethr.schema import Param, Workflow
+from aethr.schema import ModelEntry, Param, Workflow
 from aethr.settings import Settings
 
 
@@ -137,7 +137,7 @@ def _run(options: RunOptions, report: Report) -> None:
     given = effective.source(Path.cwd(), options.config, options.preset)
     config_path, root = given.config_path, given.project.root
     workflow = effective.with_context(given.workflow, options.context)
-    settings = settings_mod.load(given.project.dotenv)._replace(exec_commands=options.exec_commands)
+    settings = _settings(given.project.dotenv, workflow, options)
     show_prompt = options.show_prompt or options.estimate  # an estimate is a preview, shown as a table
     if show_prompt and options.resume:
         raise UsageError("--show-prompt and --estimate do not go together with --resume-checkpoint")
@@ -191,6 +191,16 @@ def _run(options: RunOptions, report: Report) -> None:
         _promote(options, raw, values, settings, state.task, state.model_override)
     if options.fail_on_revise:
         report.gate()
+
+
+def _settings(dotenv: Path, workflow: Workflow, options: RunOptions) -> Settings:
+    """The run's settings, and its one secret set (the roles' `api_key_env` values included)
+    handed to the secret policy, for the run's whole length."""
+    names = (e.api_key_env for e in workflow.models.values() if isinstance(e, ModelEntry))
+    keys = tuple(name for name in names if name and name != "none")
+    settings = settings_mod.load(dotenv, keys)._replace(exec_commands=options.exec_commands)
+    sensitive.use(settings.secrets)
+    return settings
 
 
 def _task(task: str | None, settings: Settings) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aethr.errors import UsageError
+from aethr.secrets import Secrets, collect
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_FIRST_BYTE = 25.0
@@ -44,6 +45,7 @@ class Settings(NamedTuple):
     exec_commands: bool = False  # --exec-commands: a mock run runs `run:` steps for real
     max_cost: float | None = None  # AETHR_MAX_COST: a spend cap in USD
     unattended: bool = False  # CI is set: never open an editor or ask; no colours
+    secrets: Secrets = Secrets()  # the run's secret set (`secrets.collect`), built once here
 
     @property
     def mode(self) -> str:
@@ -53,20 +55,23 @@ class Settings(NamedTuple):
         return dict(self.agent_bins).get(agent)
 
 
-def load(dotenv: Path) -> Settings:
+def load(dotenv: Path, key_variables: tuple[str, ...] = ()) -> Settings:
     """Load the project's `.env` (`project.Project.dotenv`), if there is one, into the process
     environment (never overriding a variable that is already set) and read aethr's variables.
+    `key_variables` are the roles' `api_key_env` names: their values join the run's secrets.
 
     Keys must be in the environment because LiteLLM and OpenCode read them there.
     Raises UsageError for a malformed AETHR_TIMEOUT.
     """
     dotenv_path = dotenv if dotenv.is_file() else None
     added: set[str] = set()
+    in_file: dict[str, str] = {}
     if dotenv_path is not None:
         from dotenv import dotenv_values
 
-        for key, value in dotenv_values(dotenv_path).items():
-            if value is not None and key not in os.environ:
+        in_file = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+        for key, value in in_file.items():
+            if key not in os.environ:
                 os.environ[key] = value
                 added.add(key)
     env = os.environ
@@ -99,6 +104,8 @@ def load(dotenv: Path) -> Settings:
         editor=env.get("AETHR_EDITOR") or env.get("VISUAL") or env.get("EDITOR") or None,
         dotenv_path=dotenv_path,
         dotenv_keys=frozenset(added),
+        # Every value in the file counts, loaded or not: an agent can read the file itself.
+        secrets=collect(env, key_variables, in_file),
     )
 
 
@@ -116,14 +123,6 @@ def _seconds(env: os._Environ[str], name: str, default: float, what: str = "numb
 def env_value(name: str) -> str | None:
     """One environment variable (after `load`), for the few edges that need a raw value."""
     return os.environ.get(name)
-
-
-_SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
-
-
-def secret_values() -> list[str]:
-    """Values of key-like variables, so that text from providers can be scrubbed of them."""
-    return [v for k, v in os.environ.items() if k.upper().endswith(_SECRET_SUFFIXES) and len(v) >= 8]
 
 
 def prepare_litellm() -> None:

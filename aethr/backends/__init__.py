@@ -193,15 +193,19 @@ class Backends:
             return None
         from aethr.backends.command import CommandSpec
 
-        hidden = self.settings.dotenv_keys - set(self.workflow.env_passthrough)
         return CommandSpec(
             step.run if isinstance(step.run, str) else tuple(step.run),
             step.cwd or ".",
             tuple(step.env.items()),
             tuple(step.ok_exit_codes),
             step.output_tokens * 4,
-            frozenset(hidden),
+            self.withheld(),
         )
+
+    def withheld(self) -> frozenset[str]:
+        """Keys aethr loaded from `.env` that commands and agents do not get: all but those
+        the workflow's `env_passthrough` names (an agent still gets its own provider's key)."""
+        return self.settings.dotenv_keys - set(self.workflow.env_passthrough)
 
     def timeout_for(self, step: Step) -> float:
         if step.timeout is not None:
@@ -229,7 +233,10 @@ class Backends:
         else:
             kind = self.mode if self.mode != "live" else step.backend
         if kind not in self._cache:
-            self._cache[kind] = self._make(kind)
+            from aethr.backends.masking import Masked
+
+            # The door: whatever the backend says reaches the run masked (`backends.masking`).
+            self._cache[kind] = Masked(self._make(kind), self.settings.secrets)
         spec = self.output_for(step) if kind in ("mock", "model") else None
         if spec is not None:
             from aethr.backends.checked import Checked
@@ -251,7 +258,7 @@ class Backends:
 
             return CommandBackend()
         if kind in AGENT_PROVIDERS:
-            return agent_backend(kind, self.settings.agent_bin(kind))
+            return agent_backend(kind, self.settings.agent_bin(kind), self.withheld())
         if kind != "model":
             raise AssertionError(f"no backend for {kind!r}")
         from aethr.backends.live import LiteLLMBackend
@@ -262,7 +269,7 @@ class Backends:
         """The command line an agent step would start in a live run (for a preview or mock)."""
         if request.backend not in AGENT_PROVIDERS:
             return None
-        return agent_backend(request.backend, self.settings.agent_bin(request.backend)).shown(request)
+        return agent_backend(request.backend, self.settings.agent_bin(request.backend), self.withheld()).shown(request)
 
     def preflight(self) -> None:
         """Refuse a run that cannot work, before any call or checkpoint: a live model step whose
@@ -280,20 +287,21 @@ class Backends:
             self.for_step(step).check_ready(step, self.model_for(step), self.root, self.endpoint_for(step))
 
 
-def agent_backend(name: str, binary: str | None) -> AgentBackend:
-    """The backend of agent `name` (`opencode`, `claude`, `codex`, `gemini`); no I/O."""
+def agent_backend(name: str, binary: str | None, hidden: frozenset[str] = frozenset()) -> AgentBackend:
+    """The backend of agent `name` (`opencode`, `claude`, `codex`, `gemini`), which withholds
+    the `hidden` variables from the agent; no I/O."""
     if name == "claude":
         from aethr.backends.claude import ClaudeBackend
 
-        return ClaudeBackend(binary)
+        return ClaudeBackend(binary, hidden)
     if name == "codex":
         from aethr.backends.codex import CodexBackend
 
-        return CodexBackend(binary)
+        return CodexBackend(binary, hidden)
     if name == "gemini":
         from aethr.backends.gemini import GeminiBackend
 
-        return GeminiBackend(binary)
+        return GeminiBackend(binary, hidden)
     from aethr.backends.opencode import OpenCodeBackend
 
-    return OpenCodeBackend(binary)
+    return OpenCodeBackend(binary, hidden)

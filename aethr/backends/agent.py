@@ -125,8 +125,9 @@ class AgentBackend:
     cli_base: str | None = None  # the variable the CLI reads a compatible endpoint from
     home_variable: str | None = None  # the variable that moves its config home
 
-    def __init__(self, binary: str | None) -> None:
+    def __init__(self, binary: str | None, hidden: frozenset[str] = frozenset()) -> None:
         self._binary = binary
+        self.hidden = hidden  # keys aethr loaded from .env that the workflow does not pass through
 
     def executable(self) -> str:
         """The agent's executable. Raises EnvironmentNotReady with the install command."""
@@ -187,10 +188,18 @@ class AgentBackend:
         """The command line after the executable."""
         raise NotImplementedError
 
+    def own_variables(self, request: Request) -> set[str]:
+        """The variables through which this step's agent is documented to find its provider's
+        key and endpoint: they reach it even when they come from `.env`."""
+        names = {*self.key_variables, *self.base_variables, self.cli_key or "", self.cli_base or ""}
+        return names | {request.endpoint.api_key_env or ""}
+
     def environment(self, request: Request, home: Path | None = None) -> dict[str, str]:
-        """The agent's environment: aethr's own, with the endpoint and key of the step's role in
-        the variables the CLI reads, and `home` as its config home when given."""
-        env = dict(os.environ)
+        """The agent's environment: aethr's own, less the keys from `.env` that the workflow's
+        `env_passthrough` does not name (the rule `run:` steps have), with the endpoint and key
+        of the step's role in the variables the CLI reads, and `home` as its config home."""
+        withheld = self.hidden - self.own_variables(request)
+        env = {k: v for k, v in os.environ.items() if k not in withheld}
         env["PWD"] = str(request.root)
         if home is not None and self.home_variable:
             env[self.home_variable] = str(home)

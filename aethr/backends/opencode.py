@@ -46,6 +46,13 @@ class OpenCodeBackend(AgentBackend):
             cmd.append("--auto")
         return cmd
 
+    def own_variables(self, request: Request) -> set[str]:
+        """OpenCode reads the key of its model's provider as `<PROVIDER>_API_KEY` (and an
+        endpoint as `<PROVIDER>_BASE_URL`), and its settings from OPENCODE_CONFIG_CONTENT."""
+        provider = (request.model or "").partition("/")[0].upper().replace("-", "_")
+        found = {f"{provider}_API_KEY", f"{provider}_BASE_URL", f"{provider}_API_BASE"} if provider else set()
+        return super().own_variables(request) | found | {"OPENCODE_CONFIG_CONTENT"}
+
     def environment(self, request: Request, home: Path | None = None) -> dict[str, str]:
         env = super().environment(request, home)
         env.setdefault("OPENCODE_DISABLE_AUTOUPDATE", "1")
