@@ -5,9 +5,10 @@ Rules, each visible as a one-line note in the prompt when it applies:
   outside the project root, no `.git/` internals, no `.env` files or private keys,
   judged by name, by what a symlink resolves to, and by content; in a diff, a
   left-out file becomes a one-line note naming it;
-- only regular files are opened, never in a way that can block (FIFOs, devices);
-- binary (a NUL byte in the first 8 KiB) and non-UTF-8 files are skipped;
-- every file and diff is read only up to its cap: a 50 MB file costs a 32 KB read.
+- only regular files are read (`fileread`): a directory, FIFO, socket or device is a
+  note, never a block or a crash; binary and non-UTF-8 files are skipped;
+- every file and diff is read only up to its cap (and the longest secret's length past
+  it, for the screen): a 50 MB file costs a 32 KB read.
 
 Budgets are in estimated tokens (about 4 characters each), a deliberately cheap
 estimate: it only has to keep prompts bounded, not bill anyone.
@@ -15,13 +16,11 @@ estimate: it only has to keep prompts bounded, not bill anyone.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from aethr import git, gitview, listing, sensitive, structured
+from aethr import fileread, git, gitview, listing, sensitive, structured
 from aethr.events import ContextItem
 from aethr.names import ContextSource
 from aethr.results import Artifact
@@ -29,7 +28,6 @@ from aethr.results import Artifact
 CHARS_PER_TOKEN = 4
 FILE_TOKENS = 8_000
 STEP_TOKENS = 24_000
-_SNIFF = 8192
 
 
 def estimate_tokens(text: str) -> int:
@@ -127,7 +125,7 @@ def _git_diff(
         # New work keeps a share of the budget that tracked changes cannot take.
         tracked_room = room - room // gitview.NEW_WORK_SHARE if new else room
         text, cut = gitview.tracked(root, source.arg or None, tracked_room - len(lead), file_room, notes)
-        added, more = gitview.untracked(root, new, room - len(lead) - len(text), file_room, notes, _read)
+        added, more = gitview.untracked(root, new, room - len(lead) - len(text), file_room, notes, fileread.read_text)
     except git.GitError as exc:
         return f"[no diff: {exc}]", ContextItem(name, "skipped", 0, str(exc))
     text = lead + text + added
@@ -182,42 +180,6 @@ def _refusal(root: Path, rel: str) -> str | None:
     return f"refused {rel}: {why}" if why else None
 
 
-def _read(path: Path, cap: int) -> tuple[str | None, str]:
-    """Up to `cap` bytes of a text file, or (None, why it was skipped)."""
-    try:
-        # Non-blocking, and only regular files: a FIFO or a device would block or never end.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        return None, "missing: no such file"
-    except OSError as exc:
-        return None, f"unreadable: {exc.strerror or exc}"
-    with os.fdopen(fd, "rb") as handle:
-        kind = os.fstat(fd).st_mode
-        if stat.S_ISDIR(kind):
-            return None, "skipped: it is a directory"
-        if not stat.S_ISREG(kind):
-            return None, "skipped: not a regular file"
-        data = handle.read(cap + 1 if cap > 0 else _SNIFF)
-    if b"\0" in data[:_SNIFF]:
-        return None, "skipped: binary file"
-    why = sensitive.by_content(data[: max(cap, _SNIFF)])
-    if why:
-        return None, f"refused: {why}"
-    truncated = cap > 0 and len(data) > cap
-    data = data[:cap]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A cut inside a multi-byte character at the cap is not a reason to skip the file.
-        if truncated and exc.start >= len(data) - 3:
-            text = data[: exc.start].decode("utf-8", errors="strict")
-        else:
-            return None, "skipped: not UTF-8 text"
-    if truncated:
-        return text, "truncated"
-    return text, ""
-
-
 def _cut_note(rel: str, cap: int, file_tokens: int) -> str:
     """Why a file was cut, naming the limit that applied: the per-file cap or the budget left."""
     if cap >= file_tokens * CHARS_PER_TOKEN:
@@ -232,7 +194,7 @@ def _file(root: Path, source: ContextSource, budget: _Budget, file_tokens: int) 
         budget.spend(refusal)
         return f"[{refusal}]", ContextItem(name, "refused", 0, refusal)
     cap = budget.take(file_tokens)
-    text, note = _read(root / source.arg, cap)
+    text, note = fileread.read_text(root / source.arg, cap)
     if text is None:
         budget.spend(note)
         return f"[{source.arg}: {note}]", ContextItem(name, "skipped", 0, note)
@@ -301,7 +263,7 @@ def _glob(
             notes.add(refusal)
             continue
         cap = budget.take(file_tokens)
-        content, note = _read(root / rel, cap)
+        content, note = fileread.read_text(root / rel, cap)
         if content is None and note.startswith("missing"):
             notes.deleted.append(rel)  # grouped: a deleted folder is one line, not thousands
         elif content is None:

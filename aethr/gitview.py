@@ -5,7 +5,9 @@
   `git add -N; git diff` would render them: symlinks as their target path with
   mode 120000, the exec bit, line endings kept, no hunk for an empty file.
 - Every file passes the one secret policy (`sensitive`) by name and by content;
-  a patch that is not UTF-8 is not guessed at. Each left-out file becomes a
+  a cut file is screened with the longest secret's length read past its cut, so a
+  key that straddles the cut is refused whole; a patch that is not UTF-8 is not
+  guessed at. Each left-out file becomes a
   one-line note naming it, never a silent gap.
 - Each file obeys the per-file cap and the step's budget: a file that does not
   fit is cut and later files still get their turn; untracked files (new work)
@@ -46,10 +48,11 @@ def _path_of(section: str) -> str:
     return match.group(2) if match else section.split("\n", 1)[0]
 
 
-def _screened(section: str, notes: list[str]) -> str:
-    """One file's patch, or a note in its place when it may not be shown."""
+def _screened(section: str, notes: list[str], beyond: bytes = b"") -> str:
+    """One file's patch, or a note in its place when it may not be shown. `beyond` is what
+    followed the cut of a cut patch: screened with it, so a key straddling the cut is seen."""
     path = _path_of(section)
-    why = sensitive.by_name(path) or sensitive.by_content(section.encode("utf-8", "surrogateescape"))
+    why = sensitive.by_name(path) or sensitive.by_content(section.encode("utf-8", "surrogateescape") + beyond)
     if why is None and re.search("[\udc80-\udcff]", section):
         why = "its change is not UTF-8 text, and is not guessed at"
     if why is None:
@@ -63,6 +66,7 @@ READ_LIMIT = 64 * 1024 * 1024  # bytes of `git diff` read at most, however much 
 class _Section:
     def __init__(self, header: bytes) -> None:
         self.data = bytearray(header)
+        self.beyond = bytearray()  # bytes past the cut, read for the screen only (never sent)
         self.cut = False
         self.refused = False
 
@@ -92,6 +96,8 @@ def _read_sections(lines: Iterator[bytes], room: int, file_room: int) -> tuple[l
         take = raw[: max(space, 0)]
         current.data += take
         kept += len(take)
+        if current.cut and len(current.beyond) < sensitive.overread():
+            current.beyond += raw[len(take) : len(take) + sensitive.overread() - len(current.beyond)]
         if read > READ_LIMIT:
             return sections, True
     return sections, False
@@ -111,7 +117,7 @@ def tracked(root: Path, revision_range: str | None, room: int, file_room: int, n
             text = _PARTIAL_TAIL.sub("", text)
         path = _path_of(text)
         seen.add(path)
-        text = _screened(text, notes)
+        text = _screened(text, notes, bytes(item.beyond))
         if item.cut and not text.endswith("]\n"):
             text = text.rstrip("\n") + "\n" + _note(notes, f"cut {path}: its patch is longer than its share")
         parts.append(text)
