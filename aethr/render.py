@@ -2,7 +2,10 @@
 
 Step text and summaries go to stdout; progress notes (checkpoints, retries,
 loop decisions) go to stderr. Streamed text is written straight to the stream
-as it arrives, so showing a long answer stays linear in its length.
+as it arrives, so showing a long answer stays linear in its length. The terminal
+sink shows model, agent and command text without control sequences
+(`controls.strip_controls`), with colour on or off; `--json` keeps the text as it
+came, escaped by the JSON encoder.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from aethr.controls import strip_controls
 from aethr.errors import ExitCode, OutputClosed
 from aethr.events import (
     CheckpointSaved,
@@ -82,7 +86,7 @@ class TerminalRenderer:
     def _note(self, text: str) -> None:
         self._end_text()
         self.out.flush()
-        self.err.write(text + "\n")
+        self.err.write(strip_controls(text) + "\n")
         self.err.flush()
 
     def _end_text(self) -> None:
@@ -99,9 +103,11 @@ class TerminalRenderer:
             who = "command" if event.backend == "command" else f"{event.role} · {model}"
             self._line(f"\n── {event.step_id} · {who}{again}", "bold cyan")
         elif isinstance(event, TextChunk):
-            self.out.write(event.text)
-            self.out.flush()
-            self._at_line_start = event.text.endswith("\n")
+            text = strip_controls(event.text)
+            if text:
+                self.out.write(text)
+                self.out.flush()
+                self._at_line_start = text.endswith("\n")
         elif isinstance(event, StepFinished):
             changed = ""
             if event.changed_files is not None and self._mode == "live":

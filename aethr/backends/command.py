@@ -3,9 +3,9 @@
 A string runs with `/bin/sh -c`, a list is an argv (no shell). stdin is /dev/null;
 stdout and stderr are merged in arrival order, streamed as they come, and kept
 within the step's `output_tokens`: the head and the tail (test runners print the
-first error early and the summary last), with the cut marked, ANSI codes removed,
-and the values of keys set in the environment masked before the text reaches a
-prompt, an event or the checkpoint.
+first error early and the summary last), with the cut marked, escape sequences and
+control characters removed (`controls`), and the run's secrets masked at the door
+(`backends.masking`) before the text reaches a prompt, an event or the checkpoint.
 
 The command runs under the one child-process layer (`proc`): the step's timeout
 (default 600 s) bounds it even after it closes its output, and when it ends, times
@@ -20,22 +20,21 @@ a PATH. Whether a failing command stops the run is the executor's decision.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from aethr import proc, sensitive
+from aethr import proc
 from aethr.backends import Completion, Emit, Endpoint, Request
+from aethr.controls import strip_controls
 from aethr.errors import EnvironmentNotReady
 from aethr.events import TextChunk, Usage
 
 if TYPE_CHECKING:
     from aethr.schema import Step
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 _NOT_RUNNABLE = {126: "the command is not executable", 127: "the command was not found"}
 
 
@@ -115,7 +114,7 @@ class CommandBackend:
             raise _not_runnable(request.step_id, spec, exc.strerror or str(exc)) from None
 
         def line(raw: str) -> None:
-            clean = sensitive.mask(_ANSI.sub("", raw))
+            clean = strip_controls(raw)  # masked at the door (`backends.masking`)
             capture.add(clean)
             emit(TextChunk(request.step_id, clean))
 
