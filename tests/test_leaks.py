@@ -196,3 +196,91 @@ def test_an_agent_gets_env_keys_only_through_env_passthrough(tmp_path: Path, bac
     assert "STRIPE_SECRET_KEY" not in environment
     assert environment.get(key_variable) == "sk-provider-key-0123456789", "its own provider's key still reaches it"
     assert ("PASSED_TOKEN" in environment) is passthrough
+
+
+# --- terminal-safe text ----------------------------------------------------------------------
+
+HOSTILE = "before\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07 \x1b[2A\x1b[2K hidden\x1b]0;pwned\x1b\\ \x9b31m back\rafter\n"
+
+
+@pytest.mark.parametrize("no_color", [False, True], ids=["colour", "NO_COLOR"])
+def test_a_reply_with_escape_sequences_shows_none_of_them_on_a_terminal(tmp_path: Path, no_color: bool) -> None:
+    from tests.test_terminal import run_on_tty
+
+    repo = make_repo(tmp_path / "repo")
+    write_workflow(repo, "workflow: tty\nroles: {planner: Plan.}\nsteps:\n  - id: plan\n    role: planner\n")
+    env = _scripted(tmp_path, [HOSTILE]) | ({"NO_COLOR": "1"} if no_color else {})
+    code, out = run_on_tty(["run", "task"], repo, env)
+    assert code == 0, out
+    assert "before" in out and "hidden" in out and "after" in out, "the text itself is shown"
+    for sequence in ("\x1b]", "52;c;", "\x1b[2A", "\x1b[2K", "\x9b", "\x07", "pwned", "back\r"):
+        assert sequence not in out, f"{sequence!r} reached the terminal"
+    as_json = aethr("run", "task", "--json", cwd=repo, env=_scripted(tmp_path, [HOSTILE]))
+    text = "".join(e["text"] for e in _events(as_json.out) if e["event"] == "text")
+    assert text == HOSTILE, "--json keeps the text as it came (escaped by the encoder)"
+    assert "\x1b" not in as_json.out
+
+
+# --- non-regular paths -----------------------------------------------------------------------
+
+
+def _special(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory, a FIFO and a socket (bound by a relative name: socket paths are short)."""
+    import os
+    import socket
+
+    (folder / "folder").mkdir()
+    (folder / "folder" / "inside.txt").write_text("inside\n")
+    os.mkfifo(folder / "pipe.txt")
+    monkeypatch.chdir(folder)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("sock.txt")
+    server.close()  # the socket file stays
+
+
+NOTES = {
+    "folder": "skipped: it is a directory, not a regular file",
+    "pipe.txt": "skipped: it is a FIFO (named pipe), not a regular file",
+    "sock.txt": "skipped: it is a socket, not a regular file",
+}
+
+
+@pytest.mark.parametrize("flag", ["plain", "--show-prompt", "--json"])
+def test_a_directory_a_fifo_and_a_socket_are_each_one_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    plain = tmp_path / "plain"  # outside git, a glob walks the folder (git lists no FIFOs or sockets)
+    plain.mkdir()
+    _special(plain, monkeypatch)
+    sources = "['file:folder', 'file:pipe.txt', 'file:sock.txt', 'glob:*.txt']"
+    write_workflow(plain, f"workflow: odd\nroles: {{r: R.}}\nsteps:\n  - id: s\n    role: r\n    context: {sources}\n")
+    result = aethr("run", "task", *([] if flag == "plain" else [flag]), cwd=plain)
+    assert result.code == 0, result.both
+    if flag == "plain":  # each one a context note on stderr
+        assert f"context file:folder: skipped ({NOTES['folder']})" in result.err
+        assert all(f"context file:{name}: skipped ({NOTES[name]})" in result.err for name in ("pipe.txt", "sock.txt"))
+        return
+    events = _events(result.out)
+    prompt = next(e["prompt"] for e in events if e["event"] == "prompt_built") if events else result.out
+    assert prompt.count(f"[folder: {NOTES['folder']}]") == 1
+    for name in ("pipe.txt", "sock.txt"):
+        assert prompt.count(f"[{name}: {NOTES[name]}]") == 2, f"one note from file:, one from glob: {prompt}"
+
+
+def test_a_directory_through_a_symlink_in_a_glob_and_a_path_parameter_is_a_note(tmp_path: Path) -> None:
+    import os
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "folder").mkdir()
+    (repo / "folder" / "inside.txt").write_text("inside\n")
+    os.symlink("folder", repo / "linked")  # git lists an untracked symlink as a file
+    params = "params: {target: {type: path, required: true}}\n"
+    sources = "['file:{{params.target}}', 'glob:link*']"
+    write_workflow(
+        repo, f"workflow: odd\nroles: {{r: R.}}\n{params}steps:\n  - id: s\n    role: r\n    context: {sources}\n"
+    )
+    result = aethr("run", "task", "-p", "target=folder", "--json", cwd=repo)
+    assert result.code == 0, result.both
+    prompt = next(e["prompt"] for e in _events(result.out) if e["event"] == "prompt_built")
+    assert f"[folder: {NOTES['folder']}]" in prompt
+    assert f"[linked: {NOTES['folder']}]" in prompt
