@@ -21,7 +21,7 @@ from aethr.events import Event, Notice, Retrying, TextChunk
 from aethr.secrets import Secrets
 
 if TYPE_CHECKING:
-    from aethr.config import Step
+    from aethr.schema import Step
 
 
 class Masked:
