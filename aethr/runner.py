@@ -13,17 +13,11 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import checkpoint, effective, estimate, fingerprint, promote, resume, runstore, sensitive
+from aethr import checkpoint, effective, fingerprint, runstore, sensitive
 from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends import Backends
-from aethr.errors import (
-    AethrError,
-    InternalError,
-    Interrupted,
-    OutputClosed,
-    UsageError,
-)
+from aethr.errors import AethrError, InternalError, Interrupted, OutputClosed, UsageError
 from aethr.events import EventSink, Notice, Usage
 from aethr.executor import Durability, Executor
 from aethr.report import Report, ReportOptions
@@ -144,11 +138,8 @@ def _run(options: RunOptions, report: Report) -> None:
     task = options.task
     state, checkpoint_path, settings = _resumed(options, workflow, root, given.label, settings)
     values = _values(options, workflow, root, settings, state)
-    if options.save_workflow is not None:
-        promote.check_target(options.save_workflow, options.force)
-        if state is not None:  # a failed run is promoted from its checkpoint, without running
-            _promote(options, workflow, values, settings, state.task, state.model_override)
-            return
+    if _promoted_early(options, workflow, values, settings, state):
+        return
     raw, raw_digest = workflow, workflow.digest()  # of the file (and --context), before substitution
     workflow = effective.with_values(workflow, values)
     uses_litellm = settings.live and not show_prompt and any(s.kind == "model" for s in workflow.steps)
@@ -170,6 +161,8 @@ def _run(options: RunOptions, report: Report) -> None:
         gc.enable()
     sink: EventSink = report.wrap(_sink(options, settings))
     if show_prompt:
+        from aethr import estimate
+
         sink = estimate.Estimating(sink, workflow, backends, {})
     leave_out = config_path.resolve().relative_to(root).as_posix()
     if show_prompt:
@@ -218,10 +211,31 @@ def _resumed(
     """With --resume-checkpoint: the checkpoint, checked against this workflow, and the mode it ran in."""
     if not options.resume:
         return None, None, settings
+    from aethr import resume
+
     path = resume.resolve(options.resume, root)
     state = checkpoint.load(path)
     resume.check(state, workflow, options.task, label)
     return state, path, resume.settle_mode(state, settings)
+
+
+def _promoted_early(
+    options: RunOptions,
+    workflow: Workflow,
+    values: dict[str, params_mod.Value],
+    settings: Settings,
+    state: checkpoint.RunState | None,
+) -> bool:
+    """--save-workflow: the target checked before anything runs; a failed run is promoted from
+    its checkpoint, without running (True). Imported only when asked for, like the estimate."""
+    if options.save_workflow is None:
+        return False
+    from aethr import promote
+
+    promote.check_target(options.save_workflow, options.force)
+    if state is not None:
+        _promote(options, workflow, values, settings, state.task, state.model_override)
+    return state is not None
 
 
 def _promote(
@@ -235,6 +249,8 @@ def _promote(
     """--save-workflow: the run's effective workflow, as an editable file."""
     assert options.save_workflow is not None
     caps = [c for c in (options.max_cost, settings.max_cost) if c is not None]
+    from aethr import promote
+
     data = promote.effective(workflow, values, model_override, min(caps) if caps else None)
     promote.save(options.save_workflow, data, task, options.force)
     sys.stderr.write(f"aethr: saved this run's workflow to {options.save_workflow}\n")
@@ -275,6 +291,8 @@ def _run_kept(
     path = resumed or runstore.new_path(root)
     held = runstore.hold(path)  # before the world check: a running run's tree is not settled
     if resumed is not None:
+        from aethr import resume
+
         resume.check_world(state, root, config_path, force)
     executor.durability = Durability(path, checkpoint.save, lambda: fingerprint.take(root, config_path))
     finished = False

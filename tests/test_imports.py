@@ -108,3 +108,16 @@ def test_one_entry_read_alone_is_the_entry_the_whole_table_holds() -> None:
         assert pricing._lookup(key) == whole[key], key
     assert pricing._lookup("no-such-model-anywhere") is None
     assert pricing.entry("openai/gpt-4o-mini") == whole["gpt-4o-mini"]
+
+
+def test_a_mock_run_imports_only_what_it_uses(tmp_path: Path) -> None:
+    project = make_repo(tmp_path / "p")
+    write_workflow(project, MOCK_TWO_STEPS)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "aethr", "run", "task"], cwd=project, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "aethr.executor" in imported, "the probe sees the run's imports"
+    # The estimate, promotion (--save-workflow) and resuming are other commands' work.
+    assert not imported & {"aethr.estimate", "aethr.promote", "aethr.resume"}
