@@ -89,13 +89,9 @@ OutputOpt = Annotated[
 ]
 OutputFormatOpt = Annotated[OutputFormat, typer.Option("--output-format", help="The --output file's format.")]
 DiffRangeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--diff-range",
-        metavar="RANGE",
-        help="The pull request's diff (origin/main...HEAD) that github-review places comments on.",
-    ),
+    str | None, typer.Option("--diff-range", metavar="RANGE", help="The pull request's diff, for github-review.")
 ]
+ReviewOpt = Annotated[Path | None, typer.Option("--review-output", help="Also write the github-review JSON here.")]
 SummaryOpt = Annotated[
     bool, typer.Option("--summary-include-output", help="Put model text in $GITHUB_STEP_SUMMARY too.")
 ]
@@ -204,16 +200,18 @@ def validate(config: ConfigOpt = None, param: ParamOpt = None, verbose: VerboseO
     found = require_config(Path.cwd(), config)
     assert found.config is not None
     wf = load(found.config)
+    values = resolve(wf.params, list(param or ()), found.root, None, missing_ok=True)
     from aethr import structured
+    from aethr.effective import with_values
 
-    for step in wf.steps:  # an output schema is read and checked against the meta-schema
+    shaped = with_values(wf, values) if any(s.output for s in wf.steps) else wf
+    for step in shaped.steps:  # an output schema is read and checked against the meta-schema
         structured.resolve(step, found.root, None)
     loops = sum(1 for s in wf.steps if s.repeat)
     typer.echo(
         f"{found.config}: ok · workflow {wf.workflow} · {len(wf.steps)} step(s) · {len(wf.roles)} role(s)"
         + (f" · {loops} loop(s)" if loops else "")
     )
-    values = resolve(wf.params, list(param or ()), found.root, None, missing_ok=True)
     for name, declared in wf.params.items():
         value = f"{values[name].text!r} ({values[name].source})" if name in values else "(required: give -p)"
         typer.echo(
@@ -255,6 +253,7 @@ def run(
     output: OutputOpt = None,
     output_format: OutputFormatOpt = OutputFormat.md,
     diff_range: DiffRangeOpt = None,
+    review_output: ReviewOpt = None,
     summary_include_output: SummaryOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -281,7 +280,7 @@ def run(
         params=tuple(param or ()),
         save_workflow=save_workflow,
         force=force,
-        report=ReportOptions(json_, output, output_format.value, summary_include_output, diff_range),
+        report=ReportOptions(json_, output, output_format.value, summary_include_output, diff_range, review_output),
     )
     try:
         runner.run_command(options)

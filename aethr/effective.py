@@ -101,6 +101,8 @@ def _step(step: Step, values: Mapping[str, Value]) -> Step:
     update: dict[str, object] = {"context": sources}
     if step.prompt is not None:
         update["prompt"] = substitute(step.prompt, values)
+    if step.output is not None and isinstance(step.output.json_schema, str):
+        update["output"] = step.output.model_copy(update={"json_schema": substitute(step.output.json_schema, values)})
     if step.repeat is not None and step.repeat.until_contains is not None:
         update["repeat"] = step.repeat.model_copy(
             update={"until_contains": substitute(step.repeat.until_contains, values)}

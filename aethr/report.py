@@ -40,6 +40,7 @@ class ReportOptions(NamedTuple):
     output_format: str = "md"  # md | json | github-review | sarif
     summary_include_output: bool = False
     diff_range: str | None = None  # --diff-range: the pull request's diff, for github-review
+    review_output: Path | None = None  # --review-output FILE: github-review JSON, beside --output
 
 
 def status_word(code: int) -> str:
@@ -128,7 +129,9 @@ class Report:
         if self.options.json_output:
             self._json_end(code, error)
         if self.options.output is not None:
-            self._write_output(code, reason)
+            self._write_output(code, reason, self.options.output, self.options.output_format)
+        if self.options.review_output is not None:
+            self._write_output(code, reason, self.options.review_output, "github-review")
         summary = self.env.get("GITHUB_STEP_SUMMARY")
         if summary:
             with Path(summary).open("a", encoding="utf-8") as out:
@@ -168,13 +171,12 @@ class Report:
         )
         sink.emit(event)
 
-    def _write_output(self, code: int, reason: str | None) -> None:
-        assert self.options.output is not None
+    def _write_output(self, code: int, reason: str | None, path: Path, fmt: str) -> None:
         text = sensitive.mask(self.final_text)
         heading = f"### aethr · {self.workflow or 'run'} · verdict: **{self.verdict}**"
-        if self.options.output_format in ("github-review", "sarif"):
-            body = self._ci_output(text, heading, code, reason)
-        elif self.options.output_format == "json":
+        if fmt in ("github-review", "sarif"):
+            body = self._ci_output(text, heading, code, reason, fmt)
+        elif fmt == "json":
             data = {"workflow": self.workflow, "verdict": self.verdict, "exit_code": code}
             data |= {"status": self.status(code), "reason": reason, "output": text}
             body = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
@@ -185,10 +187,12 @@ class Report:
                 if self.status(code) in ("ok", "revise")
                 else f"\n\n> The run failed (exit {code}, {self.status(code)}): {reason}\n"
             )
-            body = head + (text.strip() or "_(no output)_") + ending + "\n"
-        atomic_write(self.options.output, body.encode(), mode=0o644)
+            from aethr.ci.outputs import markdown
 
-    def _ci_output(self, text: str, heading: str, code: int, reason: str | None) -> str:
+            body = head + (markdown(text).strip() or "_(no output)_") + ending + "\n"
+        atomic_write(path, body.encode(), mode=0o644)
+
+    def _ci_output(self, text: str, heading: str, code: int, reason: str | None, fmt: str) -> str:
         from aethr import git
         from aethr.ci.outputs import render
 
@@ -203,7 +207,7 @@ class Report:
 
         if self.status(code) not in ("ok", "revise"):
             heading += f"\n\n> The run failed (exit {code}, {self.status(code)}): {sensitive.mask(reason or '')}"
-        return render(self.options.output_format, text, heading, diff_text)
+        return render(fmt, text, heading, diff_text)
 
     def markdown_summary(self, code: int, reason: str | None) -> str:
         from aethr.render import money, tokens

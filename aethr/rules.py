@@ -131,6 +131,8 @@ def _templates(wf: Workflow) -> list[tuple[Loc, str]]:
         found += [(("steps", i, "context", n), source.arg) for n, source in enumerate(step.context)]
         if step.prompt is not None:
             found.append((("steps", i, "prompt"), step.prompt))
+        if step.output is not None and isinstance(step.output.json_schema, str):
+            found.append((("steps", i, "output", "schema"), step.output.json_schema))
         if step.repeat is not None and step.repeat.until_contains is not None:
             found.append((("steps", i, "repeat", "until_contains"), step.repeat.until_contains))
     return found

@@ -93,7 +93,7 @@ class Output(_Strict):
     json_schema: dict[str, Any] | str = Field(
         alias="schema",
         description="An inline JSON Schema (Draft 2020-12), `file:PATH` (inside the project), "
-        "or `findings` (aethr's review findings schema).",
+        "`findings` (aethr's review findings schema), or `text` (no schema: a free-text answer).",
     )
 
 

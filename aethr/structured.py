@@ -35,8 +35,8 @@ class OutputSpec(NamedTuple):
 
 def resolve(step: Step, root: Path, model: str | None) -> OutputSpec | None:
     """The step's output spec, its schema read and checked. Raises ConfigError."""
-    if step.output is None:
-        return None
+    if step.output is None or step.output.json_schema == "text":
+        return None  # `text`: a free-text answer (a parameter can choose it, as the review preset's does)
     value = step.output.json_schema
     if isinstance(value, dict):
         name, schema = "inline", value
@@ -48,7 +48,7 @@ def resolve(step: Step, root: Path, model: str | None) -> OutputSpec | None:
         name, schema = value[5:], _read(step.id, root, value[5:])
     else:
         raise ConfigError(
-            f"step '{step.id}': output.schema '{value}' is neither a JSON Schema, `file:PATH` nor `findings`"
+            f"step '{step.id}': output.schema '{value}' is neither a JSON Schema, `file:PATH`, `findings` nor `text`"
         )
     check(step.id, name, schema)
     return OutputSpec(name, schema, supports_schema(model))

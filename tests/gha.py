@@ -127,13 +127,15 @@ class Runner:
 
 
 def gh_stub(tmp_path: Path, comment_id: str = "") -> Path:
-    """`gh` on PATH: it records its arguments; listing the pull request's comments finds
-    aethr's earlier comment `comment_id` (none when empty)."""
+    """`gh` on PATH: it records its arguments (and keeps an `--input` file); listing the
+    pull request's comments finds aethr's earlier comment `comment_id` (none when empty)."""
     folder = tmp_path / "stub-bin"
     folder.mkdir()
     calls = tmp_path / "gh-calls"
     body = (
         f'printf "%s\\n" "$*" >> "{calls}"\ncase "$*" in "api repos/o/r/issues/7/comments"*) echo "{comment_id}";; esac'
+        # The file of `--input FILE` (a review's payload) is kept, as GitHub would receive it.
+        f'\nprev=""; for a; do [ "$prev" = "--input" ] && cp "$a" "{tmp_path}/gh-input.json"; prev="$a"; done'
     )
     shell_script(folder / "gh", body)
     return folder

@@ -181,6 +181,35 @@ def test_inputs_reach_the_run_and_a_wrong_version_stops_it(tmp_path: Path, serve
     assert "Review/Review" not in ran.codes and len(server.requests) == 1
 
 
+def test_findings_are_posted_as_a_review_beside_the_sticky_comment(tmp_path: Path, server: FakeOpenAI) -> None:
+    on_diff = {
+        "path": "app.py",
+        "line": 2,
+        "severity": "high",
+        "title": "subtracts",
+        "body": "add() subtracts",
+        "suggestion": "    return a + b\n",
+    }
+    elsewhere = {"path": "lib.py", "line": 9, "severity": "low", "title": "unrelated", "body": "not in this diff"}
+    answer = {"verdict": "revise", "summary": "One bug.", "findings": [on_diff, elsewhere]}
+    server.script = [{"kind": "stream", "text": json.dumps(answer)}]
+    ran, _ = run_example(tmp_path, server, findings="true")
+    assert ran.codes["Review/Post the review"] == 0 and ran.codes["Review/Gate on the verdict"] == 5, ran.printed
+    assert server.requests[0]["response_format"]["json_schema"]["name"] == "findings"
+    calls = (tmp_path / "gh-calls").read_text().splitlines()
+    assert calls[1].startswith("pr comment 7 --body-file"), "the sticky comment is still written"
+    review_file = tmp_path / "runner-temp" / "aethr" / "review.json"
+    assert calls[2] == f"api --method POST repos/o/r/pulls/7/reviews --input {review_file}" and len(calls) == 3
+    posted = json.loads((tmp_path / "gh-input.json").read_text())
+    assert posted["event"] == "COMMENT"
+    assert [(c["path"], c["line"], c["side"]) for c in posted["comments"]] == [("app.py", 2, "RIGHT")]
+    assert "```suggestion\n    return a + b\n```" in posted["comments"][0]["body"]
+    assert "- `lib.py:9` **low: unrelated**" in posted["body"]
+    sticky = (tmp_path / "runner-temp" / "aethr" / "review.md").read_text()
+    assert "verdict: **revise**" in sticky and "- **high** `app.py:2` subtracts" in sticky
+    assert "::error file=app.py,line=2,endLine=2,title=high%3A subtracts::add() subtracts" in ran.printed
+
+
 def test_the_action_metadata_is_whole() -> None:
     """What actionlint cannot check in an action file (it lints workflows only)."""
     action = yaml.safe_load(ACTION.read_text())

@@ -32,6 +32,18 @@ def render(fmt: str, text: str, heading: str, diff_text: Callable[[], str]) -> s
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
+def markdown(text: str) -> str:
+    """The final answer for a reader (`--output` as md, the sticky comment): a findings
+    answer as its summary and a list, anything else as it is."""
+    found = findings.parse(text)
+    if found is None:
+        return text
+    lines = [found.summary.strip(), ""] if found.summary.strip() else []
+    for item in found.findings:
+        lines.append(f"- **{item.severity}** `{item.location()}` {item.title}")
+    return "\n".join(lines or ["No findings."]) + "\n"
+
+
 def annotation_lines(text: str) -> list[str]:
     """One workflow command per finding of `text`; none for a free-text answer."""
     found = findings.parse(text)
