@@ -127,9 +127,10 @@ def _where(name: str, dotenv: Path) -> str:
 
 def _needed(config: Path, dotenv: Path) -> None:
     """The keys the workflow's model and agent steps need, by the role that needs each."""
+    from aethr import agents
     from aethr.config import load
     from aethr.errors import ConfigError
-    from aethr.names import AGENT_PROVIDERS, litellm_model_name
+    from aethr.names import litellm_model_name
 
     try:
         workflow = load(config)
@@ -138,7 +139,7 @@ def _needed(config: Path, dotenv: Path) -> None:
         return
     needs: dict[str, list[str]] = {}
     # Model steps, and the agents that call a provider with its key (OpenCode keeps its own).
-    calling = [s for s in workflow.steps if s.kind == "model" or AGENT_PROVIDERS.get(s.kind)]
+    calling = [s for s in workflow.steps if s.kind == "model" or getattr(agents.get(s.kind), "provider", None)]
     for role in dict.fromkeys(s.role for s in calling):
         entry, model = workflow.entry_of(role), workflow.model_of(role)
         if entry is not None and entry.api_key_env:

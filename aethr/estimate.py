@@ -18,7 +18,7 @@ from aethr.context import estimate_tokens
 from aethr.events import Estimated, EstimateRow, Event, EventSink, PromptBuilt, RunFinished
 
 if TYPE_CHECKING:
-    from aethr.backends import Backends
+    from aethr.backends.router import Backends
     from aethr.schema import Workflow
 
 ASSUMED_OUTPUT = 1_000

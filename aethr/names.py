@@ -9,13 +9,6 @@ import difflib
 from dataclasses import dataclass
 
 CONTEXT_KINDS = ("git_diff", "latest_diff", "file", "glob", "step")
-# Agent backends, and the provider each one's role model must name (None: the agent's own names).
-AGENT_PROVIDERS: dict[str, str | None] = {
-    "opencode": None,
-    "claude": "anthropic",
-    "codex": "openai",
-    "gemini": "gemini",
-}
 CONTEXT_FORMS = "git_diff, git_diff:staged, git_diff:<range>, latest_diff, file:<path>, glob:<pattern>, step:<id>"
 
 

@@ -8,8 +8,8 @@ import difflib
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
-from aethr import params
-from aethr.names import AGENT_PROVIDERS, litellm_model_name, model_problem
+from aethr import agents, params
+from aethr.names import litellm_model_name, model_problem
 from aethr.params import REFERENCE
 
 if TYPE_CHECKING:
@@ -18,18 +18,33 @@ if TYPE_CHECKING:
     from aethr.schema import Step, Workflow
 
 Loc = tuple[int | str, ...]
-_AGENT_KEYS = (
-    "role",
-    "backend",
-    "context",
-    "history_visibility",
-    "unsafe_permissions",
-    "inherit_user_config",
-    "idle_timeout",
-    "prompt",
-    "allow_truncated",
-)
-_COMMAND_KEYS = ("cwd", "env", "ok_exit_codes", "allow_failure", "output_tokens")
+
+# Which keys each kind of step takes: a model step (`role:`), an agent step (`backend: <agent>`)
+# and a command step (`run:`). This is the one table: a key a step gives that its kind does not
+# take is a load error at that key. Every key of `Step` has a row (a structure test checks).
+_ALL, _MODEL_OR_AGENT = frozenset({"model", "agent", "command"}), frozenset({"model", "agent"})
+STEP_KEYS: dict[str, frozenset[str]] = {
+    "id": _ALL,
+    "timeout": _ALL,
+    "repeat": _ALL,
+    "role": _MODEL_OR_AGENT,
+    "backend": _MODEL_OR_AGENT,
+    "prompt": _MODEL_OR_AGENT,
+    "context": _MODEL_OR_AGENT,
+    "history_visibility": _MODEL_OR_AGENT,
+    "idle_timeout": _MODEL_OR_AGENT,
+    "max_output_tokens": frozenset({"model"}),  # sent as the model's max tokens; an agent has its own
+    "allow_truncated": frozenset({"model"}),  # an agent's answer has no length limit
+    "output": frozenset({"model"}),  # a schema the model's answer is checked against
+    "unsafe_permissions": frozenset({"agent"}),
+    "inherit_user_config": frozenset({"agent"}),
+    "run": frozenset({"command"}),
+    "cwd": frozenset({"command"}),
+    "env": frozenset({"command"}),
+    "ok_exit_codes": frozenset({"command"}),
+    "allow_failure": frozenset({"command"}),
+    "output_tokens": frozenset({"command"}),
+}
 
 
 class Problem(NamedTuple):
@@ -93,27 +108,26 @@ def _near(word: str, choices: list[str]) -> str:
     return f" (did you mean '{near[0]}'?)" if near else ""
 
 
+def kind_class(step: Step) -> str:
+    """`model`, `agent` or `command`: the column of `STEP_KEYS` a step is checked against."""
+    return "agent" if agents.get(step.kind) is not None else step.kind
+
+
 def _command_step(i: int, step: Step) -> list[Problem]:
-    """A `run:` step has no role, backend or context; a model or agent step has no command keys."""
-    found: list[Problem] = []
-    given = step.model_fields_set
-    if step.run is None:
-        for key in sorted(given & set(_COMMAND_KEYS)):
-            found.append(Problem(("steps", i, key), f"step '{step.id}': `{key}` belongs to a `run:` step", on_key=True))
-        if not step.role:
-            found.append(Problem(("steps", i), f"step '{step.id}' needs a `role` (or `run:` for a command step)"))
-        if step.backend != "model" and "allow_truncated" in given:
-            msg = f"step '{step.id}': `allow_truncated` belongs to a model step (an agent's answer has no length limit)"
-            found.append(Problem(("steps", i, "allow_truncated"), msg, on_key=True))
-        if step.repeat and step.repeat.until_command_passes:
-            msg = f"step '{step.id}': until_command_passes needs a `run:` step; a model step can use until_review_pass"
-            found.append(Problem(("steps", i, "repeat", "until_command_passes"), msg))
-        return found
-    for key in _AGENT_KEYS:
-        if key in given:
-            msg = f"step '{step.id}' runs a command: `{key}` does not go with `run:`"
-            found.append(Problem(("steps", i, key), msg, on_key=True))
-    if step.repeat and step.repeat.until_review_pass:
+    """Each key a step gives must be one its kind takes (`STEP_KEYS`); a model or agent step
+    needs a role; a loop's condition must fit the step's kind; a `cwd` stays in the project."""
+    kind = kind_class(step)
+    found = [
+        Problem(("steps", i, key), _misplaced(step, kind, key), on_key=True)
+        for key in type(step).model_fields
+        if key in step.model_fields_set and kind not in STEP_KEYS[key]
+    ]
+    if kind != "command" and not step.role:
+        found.append(Problem(("steps", i), f"step '{step.id}' needs a `role` (or `run:` for a command step)"))
+    if step.repeat and step.repeat.until_command_passes and kind != "command":
+        msg = f"step '{step.id}': until_command_passes needs a `run:` step; a model step can use until_review_pass"
+        found.append(Problem(("steps", i, "repeat", "until_command_passes"), msg))
+    if step.repeat and step.repeat.until_review_pass and kind == "command":
         msg = f"step '{step.id}' runs a command: use until_command_passes, not until_review_pass"
         found.append(Problem(("steps", i, "repeat", "until_review_pass"), msg))
     if step.cwd is not None:
@@ -122,6 +136,17 @@ def _command_step(i: int, step: Step) -> list[Problem]:
             msg = f"step '{step.id}': cwd must be a folder inside the project root, relative to it"
             found.append(Problem(("steps", i, "cwd"), msg))
     return found
+
+
+def _misplaced(step: Step, kind: str, key: str) -> str:
+    takers = STEP_KEYS[key]
+    goes = " and ".join(k for k in ("model", "agent", "command") if k in takers) + " steps"
+    if kind == "command":
+        return f"step '{step.id}' runs a command: `{key}` does not go with `run:`; it goes with {goes} only"
+    if takers == {"command"}:
+        return f"step '{step.id}': `{key}` belongs to a `run:` step"
+    what = "a model step" if kind == "model" else f"an agent step ({step.backend})"
+    return f"step '{step.id}' is {what}: `{key}` goes with {goes} only"
 
 
 def _templates(wf: Workflow) -> list[tuple[Loc, str]]:
@@ -178,7 +203,8 @@ def _param_references(wf: Workflow) -> list[Problem]:
 
 def _agent_model(i: int, step: Step, wf: Workflow) -> list[Problem]:
     """An agent CLI speaks to one provider: its role's model must be one of that provider's."""
-    wanted = AGENT_PROVIDERS.get(step.kind)
+    agent = agents.get(step.kind)
+    wanted = agent.provider if agent is not None else None
     model = wf.model_of(step.role) if step.role in wf.roles else None
     if wanted is None or model is None:
         return []
@@ -193,10 +219,11 @@ def _agent_model(i: int, step: Step, wf: Workflow) -> list[Problem]:
 
 
 def _output(i: int, step: Step) -> list[Problem]:
-    """`output` is a model step's; a loop on a field needs it, and a status line does not fit JSON."""
+    """A loop on a field needs `output` (a model step's key: `STEP_KEYS`), and a status line does
+    not fit JSON."""
     loop = step.repeat
     if step.output is not None and step.kind != "model":
-        return [Problem(("steps", i, "output"), f"step '{step.id}': `output` goes with model steps only")]
+        return []  # refused by the table already
     if loop is not None and loop.until is not None and step.output is None:
         msg = f"step '{step.id}': repeat.until reads a field of the answer, so the step needs `output: {{schema: …}}`"
         return [Problem(("steps", i, "repeat", "until"), msg)]

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from aethr import checkpoint, effective, fingerprint, runstore, sensitive
 from aethr import params as params_mod
 from aethr import settings as settings_mod
-from aethr.backends import Backends
+from aethr.backends.router import Backends
 from aethr.errors import AethrError, InternalError, Interrupted, OutputClosed, UsageError
 from aethr.events import EventSink, Notice, Usage
 from aethr.executor import Durability, Executor

@@ -7,12 +7,14 @@ runs (a preset or the file, parameters applied, `--context` added) is `effective
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from aethr import agents
 from aethr.names import CONTEXT_FORMS, ContextSource, parse_context_source
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"  # a parameter's name: a lowercase identifier
@@ -40,6 +43,20 @@ ContextSpec = Annotated[
         }
     ),
 ]
+
+BACKENDS = ("model", *agents.NAMES)
+
+
+def _backend(value: str) -> str:
+    if value not in BACKENDS:
+        near = difflib.get_close_matches(value, BACKENDS, n=1)
+        maybe = f" (did you mean '{near[0]}'?)" if near else ""
+        raise ValueError(f"unknown backend '{value}'{maybe}; one of: {', '.join(BACKENDS)}")
+    return value
+
+
+# The choices come from the agent registry, so a new agent is one row there.
+BackendName = Annotated[str, AfterValidator(_backend), WithJsonSchema({"enum": list(BACKENDS), "type": "string"})]
 
 
 class _Strict(BaseModel):
@@ -144,9 +161,9 @@ class Step(_Strict):
         False,
         description="Model steps: take an answer cut at the output limit (finish reason `length`) instead of failing.",
     )
-    backend: Literal["model", "opencode", "claude", "codex", "gemini"] = Field(
+    backend: BackendName = Field(
         "model",
-        description="`model` calls the role's model; an agent (`opencode`, `claude`, `codex`, `gemini`) "
+        description=f"`model` calls the role's model; an agent ({', '.join(f'`{n}`' for n in agents.NAMES)}) "
         "gets the step and edits the tree.",
     )
     unsafe_permissions: bool = Field(
@@ -195,7 +212,9 @@ class Price(_Strict):
 
 class Workflow(_Strict):
     workflow: str = Field(min_length=1, description="The workflow's name.")
-    roles: dict[str, str] = Field(description="Role name -> guidance text for that role.")
+    roles: dict[str, str] = Field(
+        default_factory=dict, description="Role name -> guidance text for that role (none: commands only)."
+    )
     models: dict[str, str | ModelEntry] = Field(
         default_factory=dict,
         description="Role name -> LiteLLM model (`provider:model`), or {model, api_base, api_key_env, retries}.",

@@ -8,8 +8,8 @@ Everything else receives a frozen `Settings`. Variables:
     AETHR_FIRST_BYTE_TIMEOUT=S  seconds until a model's first chunk (default 25)
     AETHR_IDLE_TIMEOUT=S    seconds a model's stream may stay silent (default 60)
     AETHR_MOCK_RESPONSES=F  a JSON list of replies the mock model gives, in order
-    AETHR_OPENCODE_BIN=PATH the opencode executable (default: `opencode` on PATH); likewise
-                            AETHR_CLAUDE_BIN, AETHR_CODEX_BIN and AETHR_GEMINI_BIN
+    AETHR_<AGENT>_BIN=PATH  an agent's executable (default: its program on PATH); the
+                            agents and their variables are the rows of `aethr.agents`
     AETHR_EDITOR            the editor for a task (then $VISUAL, then $EDITOR)
     NO_COLOR                plain output even on a terminal
     CI                      unattended: no editor or question ever opens, no colours
@@ -82,7 +82,7 @@ def load(dotenv: Path, key_variables: tuple[str, ...] = ()) -> Settings:
         problem = model_problem(override)
         if problem:
             raise UsageError(f"AETHR_MODEL={override!r}: {problem}", hint="fix or unset AETHR_MODEL")
-    from aethr.names import AGENT_PROVIDERS
+    from aethr.agents import AGENTS
 
     timeout = _seconds(env, "AETHR_TIMEOUT", DEFAULT_TIMEOUT)
     mock = env.get("AETHR_MOCK_RESPONSES", "").strip()
@@ -95,9 +95,7 @@ def load(dotenv: Path, key_variables: tuple[str, ...] = ()) -> Settings:
         idle_timeout=_seconds(env, "AETHR_IDLE_TIMEOUT", DEFAULT_IDLE),
         mock_responses=Path(mock) if mock else None,
         agent_bins=tuple(
-            (agent, env[f"AETHR_{agent.upper()}_BIN"].strip())
-            for agent in AGENT_PROVIDERS
-            if env.get(f"AETHR_{agent.upper()}_BIN", "").strip()
+            (agent.name, env[agent.bin_variable].strip()) for agent in AGENTS if env.get(agent.bin_variable, "").strip()
         ),
         no_color="NO_COLOR" in env,
         unattended=env.get("CI", "").strip().lower() not in ("", "0", "false", "no"),

@@ -171,3 +171,87 @@ def test_verbose_shows_traceback(tmp_path: Path) -> None:
     result = aethr("validate", "--verbose", cwd=tmp_path)
     assert result.code == 3
     assert "Traceback" in result.err
+
+
+ONE_ROLE = "workflow: w\nroles: {r: go}\nmodels: {r: openai:gpt-4o-mini}\nsteps:\n"
+MISPLACED = [
+    (
+        "max_output_tokens on a command",
+        "  - id: t\n    run: make\n    max_output_tokens: 50\n",
+        ":7:5",
+        "step 't' runs a command: `max_output_tokens` does not go with `run:`",
+    ),
+    (
+        "max_output_tokens on an agent",
+        "  - id: t\n    role: r\n    backend: opencode\n    max_output_tokens: 50\n",
+        ":8:5",
+        "step 't' is an agent step (opencode): `max_output_tokens` goes with model steps only",
+    ),
+    (
+        "unsafe_permissions on a model step",
+        "  - id: t\n    role: r\n    unsafe_permissions: true\n",
+        ":7:5",
+        "step 't' is a model step: `unsafe_permissions` goes with agent steps only",
+    ),
+    (
+        "a command key on a model step",
+        "  - id: t\n    role: r\n    allow_failure: true\n",
+        ":7:5",
+        "step 't': `allow_failure` belongs to a `run:` step",
+    ),
+    (
+        "prompt on a command",
+        "  - id: t\n    run: make\n    prompt: do it\n",
+        ":7:5",
+        "step 't' runs a command: `prompt` does not go with `run:`",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "step", "where", "message"), MISPLACED, ids=[c[0] for c in MISPLACED])
+def test_a_key_that_does_not_apply_to_a_steps_kind_is_a_load_error(
+    tmp_path: Path, case: str, step: str, where: str, message: str
+) -> None:
+    write_workflow(tmp_path, ONE_ROLE + step)
+    result = aethr("validate", cwd=tmp_path)
+    assert result.code == 3, result.both
+    assert f".aethr.yaml{where}: {message}" in result.err, result.err
+    assert "Traceback" not in result.err
+
+
+def test_the_keys_each_kind_takes_are_accepted(tmp_path: Path) -> None:
+    """The table's other side: every key on a kind that takes it validates."""
+    steps = (
+        "  - {id: m, role: r, max_output_tokens: 50, idle_timeout: 5, prompt: p, timeout: 9}\n"
+        "  - {id: a, role: r, backend: opencode, unsafe_permissions: true, inherit_user_config: true}\n"
+        "  - {id: c, run: make, cwd: ., env: {A: b}, ok_exit_codes: [0, 1], allow_failure: true, output_tokens: 200}\n"
+    )
+    write_workflow(tmp_path, ONE_ROLE + steps)
+    result = aethr("validate", cwd=tmp_path)
+    assert result.code == 0, result.both
+
+
+def test_a_workflow_of_only_commands_needs_no_roles(repo: Path) -> None:
+    write_workflow(repo, "workflow: checks\nsteps:\n  - id: hello\n    run: 'echo hi-from-a-command > out.txt'\n")
+    checked = aethr("validate", cwd=repo)
+    assert checked.code == 0, checked.both
+    assert "ok · workflow checks · 1 step(s) · 0 role(s)" in checked.out
+    result = aethr("run", "task", "--exec-commands", cwd=repo)
+    assert result.code == 0, result.both
+    assert (repo / "out.txt").read_text() == "hi-from-a-command\n"
+
+
+def test_a_model_step_without_roles_names_the_missing_role(tmp_path: Path) -> None:
+    write_workflow(tmp_path, "workflow: w\nsteps:\n  - id: plan\n    role: planner\n")
+    result = aethr("validate", cwd=tmp_path)
+    assert result.code == 3, result.both
+    assert ".aethr.yaml:4:11: step 'plan' uses role 'planner', which is not defined under roles" in result.err
+
+
+def test_an_unknown_preset_beside_a_workflow_file_is_one_error(tmp_path: Path) -> None:
+    write_workflow(tmp_path, GOOD)
+    result = aethr("run", "task", "--preset", "nosuch", cwd=tmp_path)
+    assert result.code == 2, result.both
+    assert "unknown preset 'nosuch'" in result.err
+    assert "wins" not in result.err, "no note that the preset wins over the file it does not replace"
+    assert result.err.count("aethr:") == 1, result.err

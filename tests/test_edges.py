@@ -339,7 +339,7 @@ def test_json_reports_a_config_error_as_run_failed(tmp_path: Path) -> None:
     result = aethr("run", "task", "--json", cwd=tmp_path)
     assert result.code == 3
     failed, last = (json.loads(line) for line in result.out.splitlines()[-2:])
-    assert failed["event"] == "run_failed" and failed["exit_code"] == 3 and "roles is required" in failed["reason"]
+    assert failed["event"] == "run_failed" and failed["exit_code"] == 3 and "steps is required" in failed["reason"]
     assert (last["event"], last["exit_code"], last["status"]) == ("run_finished", 3, "invalid_config")
 
 

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aethr import git, pricing, proc, sensitive
+from aethr import agents, git, pricing, proc, sensitive
 from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.errors import EnvironmentNotReady, StepFailed
 from aethr.events import Notice, TextChunk, Usage, UsageReported
@@ -114,6 +114,7 @@ class AgentBackend:
 
     edits_tree = True
     free = False
+    # From its row of the registry (`aethr.agents`), set by `class X(AgentBackend, agent=NAME)`.
     name = "agent"  # as users know it: "OpenCode"
     program = ""  # the default executable name
     install = ""  # the command that installs it
@@ -124,6 +125,12 @@ class AgentBackend:
     cli_key: str | None = None  # the variable the CLI reads its key from
     cli_base: str | None = None  # the variable the CLI reads a compatible endpoint from
     home_variable: str | None = None  # the variable that moves its config home
+
+    def __init_subclass__(cls, agent: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        row = agents.BY_NAME[agent]
+        cls.name, cls.program, cls.bin_variable = row.title, row.program, row.bin_variable
+        cls.install = f"npm install -g {row.npm}"
 
     def __init__(self, binary: str | None, hidden: frozenset[str] = frozenset()) -> None:
         self._binary = binary

@@ -37,12 +37,8 @@ if TYPE_CHECKING:
     from aethr.schema import Step
 
 
-class ClaudeBackend(AgentBackend):
-    name = "Claude Code"
+class ClaudeBackend(AgentBackend, agent="claude"):
     reports_cost = True  # `total_cost_usd`: a spend cap needs no price for its model
-    program = "claude"
-    install = "npm install -g @anthropic-ai/claude-code"
-    bin_variable = "AETHR_CLAUDE_BIN"
     key_variables = ("ANTHROPIC_API_KEY",)
     base_variables = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_BASE")
     login = "anthropic"

@@ -31,11 +31,7 @@ _UNREACHABLE = "waiting for network"  # in Codex's "Reconnecting..." message for
 _REFUSED_KEY = ("401 Unauthorized", "403 Forbidden", "invalid_api_key", "Incorrect API key")
 
 
-class CodexBackend(AgentBackend):
-    name = "Codex"
-    program = "codex"
-    install = "npm install -g @openai/codex"
-    bin_variable = "AETHR_CODEX_BIN"
+class CodexBackend(AgentBackend, agent="codex"):
     key_variables = ("OPENAI_API_KEY",)
     base_variables = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
     login = "openai"

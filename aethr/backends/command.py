@@ -20,14 +20,13 @@ a PATH. Whether a failing command stops the run is the executor's decision.
 from __future__ import annotations
 
 import os
-import shlex
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from aethr import proc
-from aethr.backends import Completion, Emit, Endpoint, Request
+from aethr.backends import CommandSpec, Completion, Emit, Endpoint, Request
 from aethr.controls import strip_controls
 from aethr.errors import EnvironmentNotReady
 from aethr.events import TextChunk, Usage
@@ -36,21 +35,6 @@ if TYPE_CHECKING:
     from aethr.schema import Step
 
 _NOT_RUNNABLE = {126: "the command is not executable", 127: "the command was not found"}
-
-
-class CommandSpec(NamedTuple):
-    run: str | tuple[str, ...]
-    cwd: str  # relative to the project root
-    env: tuple[tuple[str, str], ...] = ()
-    ok_exit_codes: tuple[int, ...] = (0,)
-    output_chars: int = 16_000
-    hidden: frozenset[str] = frozenset()  # keys from .env the command may not see
-
-    def shown(self) -> str:
-        return self.run if isinstance(self.run, str) else shlex.join(self.run)
-
-    def argv(self) -> list[str]:
-        return ["/bin/sh", "-c", self.run] if isinstance(self.run, str) else list(self.run)
 
 
 def describe(spec: CommandSpec, timeout: float) -> str:

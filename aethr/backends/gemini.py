@@ -38,11 +38,7 @@ _EXITS = {
 _REFUSED_KEY = ('"code":401', '"code":403', "UNAUTHENTICATED", "API key not valid", "API_KEY_INVALID")
 
 
-class GeminiBackend(AgentBackend):
-    name = "Gemini CLI"
-    program = "gemini"
-    install = "npm install -g @google/gemini-cli"
-    bin_variable = "AETHR_GEMINI_BIN"
+class GeminiBackend(AgentBackend, agent="gemini"):
     key_variables = ("GEMINI_API_KEY",)
     base_variables = ("GOOGLE_GEMINI_BASE_URL", "GEMINI_API_BASE")
     login = "gemini"

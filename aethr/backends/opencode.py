@@ -30,12 +30,8 @@ _PERMISSION_LINE = re.compile(r"permission requested: (?P<what>.+?); auto-reject
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class OpenCodeBackend(AgentBackend):
-    name = "OpenCode"
+class OpenCodeBackend(AgentBackend, agent="opencode"):
     reports_cost = True  # `cost` on each step_finish (OpenCode prices the calls itself)
-    program = "opencode"
-    install = "npm install -g opencode-ai"
-    bin_variable = "AETHR_OPENCODE_BIN"
 
     def arguments(self, request: Request, home: Path | None) -> list[str]:
         cmd = ["run", "--format", "json", "--dir", str(request.root)]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aethr import agents
 from aethr.errors import EnvironmentNotReady, UsageError
 from aethr.events import Usage, usd
-from aethr.names import AGENT_PROVIDERS
 
 if TYPE_CHECKING:
-    from aethr.backends import Backends
+    from aethr.backends.router import Backends
     from aethr.schema import Step
 
 
@@ -42,7 +42,7 @@ def _seen(step: Step, backends: Backends) -> None:
             hint=f"add `prices: {{'{model}': {{input: USD, output: USD}}}}` (per million tokens) "
             "to the workflow, or run without a cap",
         )
-    if step.kind not in AGENT_PROVIDERS or getattr(backends.for_step(step), "reports_cost", False):
+    if step.kind not in agents.BY_NAME or getattr(backends.for_step(step), "reports_cost", False):
         return
     from aethr import pricing
 
