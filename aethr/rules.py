@@ -142,7 +142,7 @@ def _misplaced(step: Step, kind: str, key: str) -> str:
     takers = STEP_KEYS[key]
     goes = " and ".join(k for k in ("model", "agent", "command") if k in takers) + " steps"
     if kind == "command":
-        return f"step '{step.id}' runs a command: `{key}` does not go with `run:`; it goes with {goes} only"
+        return f"step '{step.id}' runs a command: `{key}` does not go with `run:`; `{key}` goes with {goes} only"
     if takers == {"command"}:
         return f"step '{step.id}': `{key}` belongs to a `run:` step"
     what = "a model step" if kind == "model" else f"an agent step ({step.backend})"
