@@ -35,7 +35,9 @@ def check(state: RunState, workflow: Workflow, task: str | None, source: str) ->
     `source` names the workflow given: its file, or `preset NAME`."""
     if state.workflow != workflow.workflow:
         raise CheckpointError(
-            f"the checkpoint is of workflow '{state.workflow}', but {source} is '{workflow.workflow}'"
+            f"the checkpoint is of workflow '{state.workflow}', and this run was given workflow "
+            f"'{workflow.workflow}' ({source})",
+            hint="resume with the workflow the checkpoint ran (its file or --preset), or start a new run",
         )
     if state.workflow_digest != workflow.digest():
         raise CheckpointError(

@@ -5,6 +5,7 @@ steps and `step:` references. Each problem points at the YAML node that causes i
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from aethr.schema import Step, Workflow
 
 Loc = tuple[int | str, ...]
+# A shell use of a parameter's variable; the name is read whole, as the shell reads it.
+_VARIABLE = re.compile(r"\$\{?AETHR_PARAM_([A-Z0-9_]+)")
 
 # Which keys each kind of step takes: a model step (`role:`), an agent step (`backend: <agent>`)
 # and a command step (`run:`). This is the one table: a key a step gives that its kind does not
@@ -164,8 +167,13 @@ def _templates(wf: Workflow) -> list[tuple[Loc, str]]:
 
 
 def unused_params(wf: Workflow) -> list[str]:
-    """Declared parameters no text refers to (a warning, not an error)."""
+    """Declared parameters nothing refers to (a warning, not an error): no `{{params.NAME}}`
+    in a template and no `$AETHR_PARAM_NAME` (or `${AETHR_PARAM_NAME…}`) in a `run:` line.
+    A command that reads the variable only inside a script it runs is not seen."""
     used = {name for _, text in _templates(wf) for name in REFERENCE.findall(text)}
+    for step in wf.steps:
+        lines = [step.run] if isinstance(step.run, str) else (step.run or [])
+        used |= {name.lower() for line in lines for name in _VARIABLE.findall(line)}
     return [name for name in wf.params if name not in used]
 
 

@@ -255,3 +255,53 @@ def test_an_unknown_preset_beside_a_workflow_file_is_one_error(tmp_path: Path) -
     assert "unknown preset 'nosuch'" in result.err
     assert "wins" not in result.err, "no note that the preset wins over the file it does not replace"
     assert result.err.count("aethr:") == 1, result.err
+
+
+@pytest.mark.parametrize("preset", ["plan-implement-review", "debug-failing-test"])
+def test_validate_counts_a_parameter_read_as_a_variable_in_run(tmp_path: Path, preset: str) -> None:
+    """Both presets read `tests` only as "$AETHR_PARAM_TESTS" in a `run:` line: that is a use."""
+    assert aethr("init", preset, cwd=tmp_path).code == 0
+    result = aethr("validate", cwd=tmp_path)
+    assert result.code == 0, result.both
+    assert "param tests = ''" in result.out
+    assert "warning" not in result.err, result.err
+
+
+def test_validate_still_warns_of_a_parameter_only_a_longer_variable_names(tmp_path: Path) -> None:
+    text = (
+        "workflow: w\nparams:\n  tests: {default: x}\n  other: {default: y}\nsteps:\n"
+        "  - {id: a, run: 'echo ${AETHR_PARAM_OTHER:-none} $AETHR_PARAM_TESTS_DIR'}\n"
+    )
+    write_workflow(tmp_path, text)
+    result = aethr("validate", cwd=tmp_path)
+    assert result.code == 0, result.both
+    assert "parameter 'tests' is declared but never used" in result.err
+    assert "'other'" not in result.err
+
+
+@pytest.mark.parametrize("script", ["[]", "{}"], ids=["empty list", "not a list"])
+def test_a_bad_mock_script_is_refused_before_the_run(repo: Path, tmp_path: Path, clean_env: Path, script: str) -> None:
+    replies = tmp_path / "replies.json"
+    replies.write_text(script)
+    write_workflow(repo, GOOD)
+    result = aethr("run", "task", cwd=repo, env={"AETHR_MOCK_RESPONSES": str(replies)})
+    assert result.code == 3, result.both
+    assert f"AETHR_MOCK_RESPONSES: {replies}" in result.err
+    assert "── plan" not in result.out, "no step started"
+    assert "resume:" not in result.err and list((clean_env / "aethr").glob("*/*.json")) == []
+
+
+def test_a_last_checkpoint_of_another_preset_names_both_workflows(repo: Path, tmp_path: Path) -> None:
+    replies = tmp_path / "replies.json"
+    replies.write_text('["only one reply"]')
+    failed = aethr(
+        "run", "task", "--preset", "plan-implement-review", cwd=repo, env={"AETHR_MOCK_RESPONSES": str(replies)}
+    )
+    assert failed.code == 1, failed.both
+    result = aethr("run", "--preset", "review-existing-diff", "--resume-checkpoint", "last", cwd=repo)
+    assert result.code == 3, result.both
+    assert (
+        "the checkpoint is of workflow 'plan-implement-review', and this run was given workflow "
+        "'review-existing-diff' (preset review-existing-diff)"
+    ) in result.err
+    assert ".aethr.yaml" not in result.err, "no workflow file was given or exists"

@@ -168,6 +168,12 @@ def _load_script(path: Path) -> list[Reply]:
             f"AETHR_MOCK_RESPONSES: {path} must hold a JSON list of strings "
             '(or {"exit_code": N, "output": "…"} objects for run: steps)'
         )
+    if not data:
+        # An empty script can answer no step: refused here, before the run, not at its first call.
+        raise ConfigError(
+            f"AETHR_MOCK_RESPONSES: {path} holds no replies; a run needs one per step call",
+            hint="add replies to the list, or unset AETHR_MOCK_RESPONSES for the default mock replies",
+        )
     return list(data)
 
 
