@@ -38,8 +38,9 @@ from aethr.events import (
 
 
 def money(usage: Usage) -> str:
-    """The cost as shown: "unknown" when no price is known, "≥$x" for a floor (a call cut off)."""
-    if usage.cost_usd is None:
+    """The cost as shown: "unknown" when no price is known, "≥$x" for a floor (a call cut off).
+    A floor of nothing known (an unpriced part beside a $0 one) says nothing, so it is unknown too."""
+    if usage.cost_usd is None or (usage.at_least and not usage.cost_usd):
         return "unknown"
     floor = "≥" if usage.at_least else ""
     return floor + (f"${usage.cost_usd:.6f}" if usage.cost_usd else "$0")

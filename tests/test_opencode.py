@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,11 @@ def test_an_endpoint_error_fails_the_step_with_a_resume_command(tmp_path: Path, 
     assert "resume: aethr run --resume-checkpoint" in result.err
 
 
+def unique_marker() -> str:
+    """A sleep length unique to one test, so a process another run left behind is never taken for ours."""
+    return f"4242.{uuid.uuid4().int % 10**12}"
+
+
 def sleeper_then_runaway(marker: str) -> list[dict[str, object]]:
     """OpenCode's bash tool starts a shell in a session of its own, then the model never stops."""
     command = f"setsid sleep {marker} > /dev/null 2>&1 &"
@@ -182,17 +188,13 @@ def _start_run(repo: Path, env: dict[str, str]) -> subprocess.Popen[str]:
 @needs_opencode
 def test_a_runaway_step_is_stopped_by_its_timeout_with_nothing_left(tmp_path: Path, server: FakeOpenAI) -> None:
     repo = make_repo(tmp_path / "repo")
-    timeout = round(ceiling(40))  # long enough for OpenCode to start its sleeper on a loaded machine
+    timeout = round(ceiling(60))  # long enough for OpenCode to start its sleeper on a loaded machine
     write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=timeout))
-    marker = "4242.5"
+    marker = unique_marker()
     server.script = sleeper_then_runaway(marker)
     proc = _start_run(repo, opencode_env(tmp_path, server))
-    started = time.monotonic()
-    while not _processes_running("sleep", marker):
-        assert proc.poll() is None and time.monotonic() - started < timeout, "OpenCode never started its sleeper"
-        time.sleep(0.1)
-    # The step's clock started before the sleeper existed, so from here it ends within the timeout
-    # (plus the grace of TERM before KILL): a step that outlived it would reach this ceiling.
+    # The step's clock started before OpenCode did, so it ends within the timeout (plus the grace
+    # of TERM before KILL): a step that outlived it would reach this ceiling.
     out, err = proc.communicate(timeout=timeout + ceiling(120))
     assert proc.returncode == 1, out + err
     assert "· bash" in out and ": completed" in out, out
@@ -250,12 +252,13 @@ def test_mock_mode_never_starts_opencode(repo: Path, tmp_path: Path) -> None:
 def test_ctrl_c_during_opencode_ends_its_tree_and_can_resume(tmp_path: Path, server: FakeOpenAI) -> None:
     repo = make_repo(tmp_path / "repo")
     write_workflow(repo, WORKFLOW.format(unsafe="true", timeout=round(ceiling(300))))
-    marker = "4343.5"
+    marker = unique_marker()
     server.script = sleeper_then_runaway(marker)
     env = {**os.environ, **opencode_env(tmp_path, server)}
     proc = _start_run(repo, env)
-    deadline = time.monotonic() + ceiling(60)
+    deadline = time.monotonic() + ceiling(180)  # OpenCode's start-up alone is slow on a loaded machine
     while len(server.requests) < 2 or not _processes_running("sleep", marker):
+        assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "OpenCode never reached the runaway stream"
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
