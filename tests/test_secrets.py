@@ -113,3 +113,68 @@ def test_the_cli_preview_leaves_out_a_staged_key_and_names_it(repo: Path) -> Non
     assert result.code == 0, result.both
     assert "SECRET-MARKER-CLI" not in result.out
     assert "[left out deploy/id_ecdsa: it may hold secrets" in result.out
+
+
+# --- the run's secret set (pure) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("OPENAI_API_KEY", True),
+        ("GITHUB_TOKEN", True),
+        ("DB_PASSWORD", True),
+        ("SMTP_PASS", True),
+        ("AZURE_CREDENTIALS", True),
+        ("PASSWORD", True),
+        ("PATH", False),
+        ("OLDPWD", False),
+        ("BYPASS", False),
+        ("KEYBOARD", False),
+    ],
+)
+def test_the_name_rule(name: str, secret: bool) -> None:
+    from aethr.secrets import is_secret_name
+
+    assert is_secret_name(name) is secret
+
+
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("https://user:pw-s3cret@db.internal/x", ["pw-s3cret", "user:pw-s3cret"]),
+        ("postgres://:only-pass@h:5432/db", ["only-pass"]),
+        ("redis://h:6379/0", []),
+        ("https://example.com/a:b@c", []),  # a colon after the host is no credential
+    ],
+)
+def test_credentials_in_urls(value: str, found: list[str]) -> None:
+    from aethr.secrets import url_credentials
+
+    assert url_credentials(value) == found
+
+
+def test_the_set_keeps_secrets_and_leaves_settings() -> None:
+    from aethr.secrets import collect
+
+    environment = {"STRIPE_SECRET_KEY": "sk_live_0123456789", "HOME": "/home/someone-long", "DEBUG": "1"}
+    dotenv = {"APP_ENV": "production", "PORT": "8080", "HOOK": "https://hooks.invalid/T0123456789"}
+    secrets = collect(environment, ["GATEWAY_CREDENTIAL"], dotenv)
+    assert set(secrets.values) == {"sk_live_0123456789", "https://hooks.invalid/T0123456789"}
+    assert "sk_live" not in repr(secrets)
+    with_key = collect({"GATEWAY_CREDENTIAL": "gw-cred-0123456789"}, ["GATEWAY_CREDENTIAL"], {})
+    assert with_key.values == ("gw-cred-0123456789",)
+
+
+def test_a_stream_masks_a_key_split_at_every_position() -> None:
+    from aethr.secrets import Secrets
+
+    secret = "tok-9XbQ7mLp2Wz4Rt8Yk3Vn"
+    text = f"before {secret} after {secret[:5]} end"
+    for first in range(len(text)):
+        for second in range(first, len(text)):
+            stream = Secrets([secret, "another-secret-value"]).stream()
+            chunks = [text[:first], text[first:second], text[second:]]
+            shown = [stream.feed(chunk) for chunk in chunks] + [stream.flush()]
+            assert "".join(shown) == f"before **** after {secret[:5]} end"
+            assert not any(secret[:6] in part for part in shown)
