@@ -7,6 +7,8 @@ the secret policy) without starting a process per row.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from aethr import conditions, listing, pricing, prompts, sensitive
@@ -194,7 +196,14 @@ def test_secret_policy_by_content(data: bytes, secret: bool) -> None:
     assert (sensitive.by_content(data) is not None) is secret
 
 
-def test_the_value_of_a_known_key_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_value_of_a_known_key_is_a_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from aethr import settings
+    from aethr.secrets import Secrets
+
     monkeypatch.setenv("SOME_API_KEY", "sk-abcdefghijklmnop")
-    assert sensitive.by_content(b"token = sk-abcdefghijklmnop") is not None
-    assert sensitive.by_content(b"token = sk-other") is None
+    sensitive.use(settings.load(tmp_path / ".env").secrets)  # as a run does, once at its start
+    try:
+        assert sensitive.by_content(b"token = sk-abcdefghijklmnop") is not None
+        assert sensitive.by_content(b"token = sk-other") is None
+    finally:
+        sensitive.use(Secrets())
