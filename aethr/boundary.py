@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shlex
 import signal
 import sys
 import traceback
@@ -47,14 +48,19 @@ def _exit(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _bug_lines(what: str, checkpoint: str | None) -> list[str]:
+def _bug_lines(what: str, exc: AethrError | None) -> list[str]:
     lines = [
         f"aethr: internal error (this is a bug in aethr {__version__}): {what}",
         "  hint: rerun with --verbose for the traceback, and please report it",
     ]
-    if checkpoint:
-        lines.append(f"  resume: aethr run --resume-checkpoint {checkpoint}")
-    return lines
+    return lines + _resume_lines(exc)
+
+
+def _resume_lines(exc: AethrError | None) -> list[str]:
+    """The command that resumes a run that left a checkpoint, to follow as printed."""
+    if exc is None or not exc.checkpoint:
+        return []
+    return [f"  resume: {exc.resume or 'aethr run --resume-checkpoint ' + shlex.quote(exc.checkpoint)}"]
 
 
 def _report_usage(argv: list[str], message: str) -> None:
@@ -97,17 +103,16 @@ def _main(argv: list[str] | None) -> None:
     except InternalError as exc:
         if Flags.verbose:
             traceback.print_exc()
-        _fail(exc.exit_code, _bug_lines(exc.message, exc.checkpoint))
+        _fail(exc.exit_code, _bug_lines(exc.message, exc))
     except AethrError as exc:
         if Flags.verbose:
             traceback.print_exc()
         lines = [f"aethr: error: {exc.message}"]
         if exc.hint:
             lines.append(f"  hint: {exc.hint}")
-        if exc.checkpoint:
-            lines.append(f"  resume: aethr run --resume-checkpoint {exc.checkpoint}")
-            if Flags.verbose:
-                lines.append(Path(exc.checkpoint).read_text(encoding="utf-8"))
+        lines += _resume_lines(exc)
+        if exc.checkpoint and Flags.verbose:
+            lines.append(Path(exc.checkpoint).read_text(encoding="utf-8"))
         _fail(int(exc.exit_code), lines)
     except typer.Abort:
         _fail(ExitCode.INTERRUPTED, ["aethr: aborted"])

@@ -62,6 +62,8 @@ class AethrError(Exception):
         self.usage = usage
         # Set by the executor when the run left a checkpoint to resume from.
         self.checkpoint: str | None = None
+        # Set by the runner: the command that resumes the run as it ran (`resume.command_line`).
+        self.resume: str | None = None
         # Set by the executor once it has reported this failure as a RunFailed event.
         self.reported = False
 

@@ -10,10 +10,20 @@ A resume must never repeat or skip work wrongly, so it is refused when:
   protect, so edits such as `aethr auth login`'s `.env` and `.gitignore` are fine.
 A resume runs in the checkpoint's mode: a live run resumes live, with the same
 AETHR_MODEL, even when the resume command does not repeat AETHR_LIVE.
+
+The resume command a failed run prints (`command_line`) repeats every option that
+shapes the run, so that following it as printed resumes the same run: the workflow
+(`-c FILE`, absolute, or `--preset`), `--context` (in the checkpoint's digest),
+`--exec-commands` (else a mock resume would pass the failed command without running
+it), `--max-cost` and `--fail-on-revise`, and `AETHR_LIVE=1` for a live run. The task
+and `-p` values come from the checkpoint; how the run is shown (`--json`,
+`--output`) is the reader's choice and is left out.
 """
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from aethr import fingerprint, runstore
@@ -93,3 +103,31 @@ def settle_mode(state: RunState, settings: Settings) -> Settings:
             hint="resume with the same models (or without AETHR_MODEL), or start a new run",
         )
     return settings._replace(live=True, model_override=state.model_override)
+
+
+def command_line(
+    checkpoint: str,
+    *,
+    live: bool,
+    config: Path | None,
+    preset: str | None,
+    context: Sequence[str],
+    exec_commands: bool,
+    max_cost: float | None,
+    fail_on_revise: bool,
+) -> str:
+    """The shell command that resumes the run at `checkpoint` as it ran (see the module doc)."""
+    words = ["aethr", "run", "--resume-checkpoint", checkpoint]
+    if config is not None:
+        words += ["-c", str(config.resolve())]
+    if preset is not None:
+        words += ["--preset", preset]
+    for source in context:
+        words += ["--context", source]
+    if exec_commands:
+        words.append("--exec-commands")
+    if max_cost is not None:
+        words += ["--max-cost", repr(max_cost)]
+    if fail_on_revise:
+        words.append("--fail-on-revise")
+    return ("AETHR_LIVE=1 " if live else "") + shlex.join(words)

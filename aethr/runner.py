@@ -114,6 +114,17 @@ def run_command(options: RunOptions) -> None:
     except OutputClosed:
         raise
     except AethrError as exc:
+        if exc.checkpoint:
+            exc.resume = resume.command_line(
+                exc.checkpoint,
+                live=report.mode == "live",
+                config=options.config,
+                preset=options.preset,
+                context=options.context,
+                exec_commands=options.exec_commands,
+                max_cost=options.max_cost,
+                fail_on_revise=options.fail_on_revise,
+            )
         report.close(int(exc.exit_code), exc)
         raise
     except KeyboardInterrupt:
