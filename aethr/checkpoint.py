@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ def to_dict(state: RunState) -> dict[str, Any]:
         "fingerprint": state.fingerprint.to_dict() if state.fingerprint else None,
         "spent": dataclasses.asdict(state.spent),
         "params": dict(state.params),
+        "retry_from": state.retry_from,
         "latest_step": state.latest.step_id if state.latest else None,
         "results": [r.to_dict() for r in state.results],
     }
@@ -78,6 +80,7 @@ def from_dict(data: Any) -> RunState:
             fingerprint=Fingerprint.from_dict(data["fingerprint"]),
             spent=usage_from_dict(data["spent"]),
             params={_str(k): _str(v) for k, v in _dict(data.get("params", {})).items()},
+            retry_from=_tree_id(data.get("retry_from")),
         )
     except (KeyError, TypeError, ValueError, StopIteration, AttributeError) as exc:
         raise CheckpointError(f"the checkpoint has the wrong shape ({type(exc).__name__}: {exc})") from None
@@ -109,6 +112,14 @@ def _dict(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object, got {type(value).__name__}")
     return value
+
+
+def _tree_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", _str(value)):
+        raise ValueError(f"retry_from must be a git tree id, not {value!r}")
+    return _str(value)
 
 
 def _count(value: Any, what: str, least: int = 1) -> int:

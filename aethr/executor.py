@@ -139,7 +139,7 @@ class Executor:
         """Commit the state after `result`, save it, then say what happened."""
         follows = self.backends.follows_loops
         moved = loops.advance(self.workflow, self.state, result, tree=self.tree.after, follows_loops=follows)
-        state = moved.state
+        state = moved.state.replace(retry_from=None)  # a retried step has finished
         if self.durability and self.tree.refingerprint():
             state = state.replace(fingerprint=self.durability.fingerprint())
         self.state = state  # the one commit: results, position, loop passes, progress and spend together
@@ -177,9 +177,13 @@ class Executor:
         self._running = None
         if isinstance(error, SpendCapReached) and step is not None:
             self.sink.emit(BudgetReached(step.id, self.state.spent.known, self.cap or 0.0))
+        if self.tree.before is not None:  # an editing step stopped part-way: a resume retries it on its edits
             error.message += self.tree.left_behind()
+            self.state = self.state.replace(retry_from=self.tree.before)
         error.reported = True
         if self.durability and self._saved:
+            if self.tree.refingerprint():  # the run's own edits, not a change a resume should refuse
+                self.state = self.state.replace(fingerprint=self.durability.fingerprint())
             with contextlib.suppress(OSError):
                 self._save()  # keep what the failed step spent: a resume counts it
             error.checkpoint = str(self.durability.path)
@@ -211,7 +215,7 @@ class Executor:
 
     def _call(self, backend: Backend, request: Request, step: Step) -> Completion:
         """Call the backend, with the tree watched and the spend metered."""
-        self.tree.begin(backend.edits_tree)
+        self.tree.begin(backend.edits_tree, self.state.retry_from)
         metered = not backend.free
         self._running = in_flight(request.prompt) if metered else None
         if metered and request.command is None:

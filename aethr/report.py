@@ -57,7 +57,6 @@ class Report:
         self.env = env
         self.inner: EventSink | None = None
         self.workflow = ""
-        self.mode = ""  # the run's mode, once it has started
         self.steps: dict[str, StepFinished] = {}  # the latest pass of each step, in order
         self.usage = Usage(0, 0, 0.0)
         self.seconds = 0.0
@@ -73,7 +72,7 @@ class Report:
 
     def emit(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self.workflow, self.mode = event.workflow, event.mode
+            self.workflow = event.workflow
         elif isinstance(event, StepFinished):
             self.steps.pop(event.step_id, None)
             self.steps[event.step_id] = event

@@ -15,9 +15,10 @@ The resume command a failed run prints (`command_line`) repeats every option tha
 shapes the run, so that following it as printed resumes the same run: the workflow
 (`-c FILE`, absolute, or `--preset`), `--context` (in the checkpoint's digest),
 `--exec-commands` (else a mock resume would pass the failed command without running
-it), `--max-cost` and `--fail-on-revise`, and `AETHR_LIVE=1` for a live run. The task
-and `-p` values come from the checkpoint; how the run is shown (`--json`,
-`--output`) is the reader's choice and is left out.
+it), `--max-cost` and `--fail-on-revise`. The task, the `-p` values and the mode
+(live or mock, and AETHR_MODEL) come from the checkpoint, so the line needs no
+AETHR_LIVE; how the run is shown (`--json`, `--output`) is the reader's choice and
+is left out.
 """
 
 from __future__ import annotations
@@ -108,7 +109,6 @@ def settle_mode(state: RunState, settings: Settings) -> Settings:
 def command_line(
     checkpoint: str,
     *,
-    live: bool,
     config: Path | None,
     preset: str | None,
     context: Sequence[str],
@@ -130,4 +130,4 @@ def command_line(
         words += ["--max-cost", repr(max_cost)]
     if fail_on_revise:
         words.append("--fail-on-revise")
-    return ("AETHR_LIVE=1 " if live else "") + shlex.join(words)
+    return shlex.join(words)

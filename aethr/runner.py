@@ -117,7 +117,6 @@ def run_command(options: RunOptions) -> None:
         if exc.checkpoint:
             exc.resume = resume.command_line(
                 exc.checkpoint,
-                live=report.mode == "live",
                 config=options.config,
                 preset=options.preset,
                 context=options.context,

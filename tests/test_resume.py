@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -47,8 +48,10 @@ def env(server: FakeOpenAI) -> dict[str, str]:
 
 
 def resume_path(stderr: str) -> str:
+    """The checkpoint the printed resume command names (the word after --resume-checkpoint)."""
     line = next(ln for ln in stderr.splitlines() if "resume: aethr run --resume-checkpoint" in ln)
-    return line.split("--resume-checkpoint", 1)[1].strip()
+    words = shlex.split(line.split("resume:", 1)[1])
+    return words[words.index("--resume-checkpoint") + 1]
 
 
 def checkpoints(tmp: Path) -> list[Path]:

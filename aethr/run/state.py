@@ -45,6 +45,9 @@ class RunState:
     fingerprint: Fingerprint | None = None
     spent: Usage = field(default_factory=Usage)  # every step's usage, failed ones included
     params: Mapping[str, str] = field(default_factory=_empty)  # type: ignore[arg-type]
+    # The tree before an editing step that failed part-way (a git tree id): the resume retries
+    # it on top of its edits, and measures the retry's change from here, both attempts in it.
+    retry_from: str | None = None
 
     def __post_init__(self) -> None:
         # Callers may pass plain dicts and lists; the value keeps read-only copies.

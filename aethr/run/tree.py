@@ -18,13 +18,14 @@ class TreeWatch:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.files = listing.Lister(root.resolve())  # the tree, listed once and shared by every step
-        self.before: str | None = None  # the tree before the running step, when it edits the tree
+        self.before: str | None = None  # the tree before the running editing step, until it is measured
         self.after: str | None = None  # the tree after the last step that may have edited it
         self.moved = False  # an editing step ran since the last fingerprint
 
-    def begin(self, edits_tree: bool) -> None:
-        """A step starts; `edits_tree`: its backend may change files."""
-        self.before = changes.snapshot(self.root) if edits_tree else None
+    def begin(self, edits_tree: bool, retry_from: str | None = None) -> None:
+        """A step starts; `edits_tree`: its backend may change files. `retry_from`: the tree
+        before its failed attempt, which this one retries (its change is measured from there)."""
+        self.before = (retry_from or changes.snapshot(self.root)) if edits_tree else None
         if edits_tree:
             self.moved = True
             self.files.forget()  # the agent may add or remove files: list them again after it
@@ -35,6 +36,7 @@ class TreeWatch:
         if self.before is None:
             return None if simulated is None else Artifact(step_id, (), "", "", note=simulated)
         artifact, self.after = changes.artifact(self.root, step_id, self.before)
+        self.before = None  # measured: nothing of this step is left behind unmeasured
         return artifact
 
     def left_behind(self) -> str:
