@@ -115,6 +115,8 @@ def run_command(options: RunOptions) -> None:
         raise
     except AethrError as exc:
         if exc.checkpoint:
+            from aethr import resume
+
             exc.resume = resume.command_line(
                 exc.checkpoint,
                 config=options.config,
