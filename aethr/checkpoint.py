@@ -47,6 +47,7 @@ def to_dict(state: RunState) -> dict[str, Any]:
         "spent": dataclasses.asdict(state.spent),
         "params": dict(state.params),
         "retry_from": state.retry_from,
+        "worktree": dict(state.worktree) if state.worktree is not None else None,
         "latest_step": state.latest.step_id if state.latest else None,
         "results": [r.to_dict() for r in state.results],
     }
@@ -81,6 +82,7 @@ def from_dict(data: Any) -> RunState:
             spent=usage_from_dict(data["spent"]),
             params={_str(k): _str(v) for k, v in _dict(data.get("params", {})).items()},
             retry_from=_tree_id(data.get("retry_from")),
+            worktree=_worktree(data.get("worktree")),
         )
     except (KeyError, TypeError, ValueError, StopIteration, AttributeError) as exc:
         raise CheckpointError(f"the checkpoint has the wrong shape ({type(exc).__name__}: {exc})") from None
@@ -94,6 +96,15 @@ def _latest(step_id: Any, results: tuple[StepResult, ...]) -> Artifact | None:
     if latest is None:
         raise ValueError(f"latest_step {step_id!r} changed no tree")
     return latest
+
+
+def _worktree(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    found = {_str(k): _str(v) for k, v in _dict(value).items()}
+    if set(found) != {"path", "head", "staged", "tree"}:
+        raise ValueError("worktree must name its path and its head, staged and tree ids")
+    return found
 
 
 def _str(value: Any) -> str:

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from aethr import CONFIG_NAME, __version__
+from aethr.cli_isolate import AllowSharedOpt, ApplyOpt, BranchOpt, IsolateOpt
 from aethr.errors import AethrError, OutputClosed, UsageError
 
 _EPILOG = """\b
@@ -255,12 +256,16 @@ def run(
     diff_range: DiffRangeOpt = None,
     review_output: ReviewOpt = None,
     summary_include_output: SummaryOpt = False,
+    isolate: IsolateOpt = None,
+    apply: ApplyOpt = False,
+    branch: BranchOpt = None,
+    allow_shared_tree: AllowSharedOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the workflow on a task."""
     _set_verbose(verbose)
     Flags.json_output = json_
-    from aethr import runner
+    from aethr import isolation, runner
     from aethr.report import ReportOptions
 
     options = runner.RunOptions(
@@ -281,6 +286,7 @@ def run(
         save_workflow=save_workflow,
         force=force,
         report=ReportOptions(json_, output, output_format.value, summary_include_output, diff_range, review_output),
+        isolation=isolation.Asked(isolate, apply, branch, allow_shared_tree),
     )
     try:
         runner.run_command(options)
@@ -298,8 +304,9 @@ def checkpoints(
 
     root = project.find(Path.cwd(), config).root
     if prune:
-        removed = runstore.prune(root)
-        typer.echo(f"Removed {len(removed)} checkpoint(s) of {root}.")
+        from aethr.isolation import prune_message
+
+        typer.echo(prune_message(root, runstore.prune(root)))
         return
     kept = runstore.kept(root)
     if not kept:

@@ -227,6 +227,8 @@ class RunFinished(NamedTuple):
     verdict: str = "none"  # pass | revise | none, from the last `Review status:` line
     checkpoint: str | None = None
     reason: str | None = None
+    patch: str | None = None  # an isolated run's patch of its own changes
+    branch: str | None = None  # ... or the branch they were committed on (--branch)
     event: str = "run_finished"
 
 

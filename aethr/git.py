@@ -63,6 +63,12 @@ def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool 
     return done.stdout.decode("utf-8", errors="replace")
 
 
+def command(root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    """A git call for the modules that speak git for one purpose (`worktree`), through the
+    same runner and environment as every call here."""
+    return _git(root, *args, env=env, check=check)
+
+
 def _start(root: Path, args: list[str]) -> proc.Child:
     """git with its output on a pipe, for callers that read it as it comes (stderr is drained
     meanwhile: under `core.autocrlf` git can write a warning per file there)."""

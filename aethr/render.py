@@ -126,7 +126,8 @@ class TerminalRenderer:
                 f"{event.reason} → {verdict}"
             )
         elif isinstance(event, Notice):
-            self._note(f"aethr: step '{event.step_id}': {event.text}")
+            about = f"step '{event.step_id}': " if event.step_id else ""  # "": a notice of the run
+            self._note(f"aethr: {about}{event.text}")
         elif isinstance(event, ContextNoted):
             self._note(f"aethr: step '{event.step_id}': context {event.source}: {event.status} ({event.note})")
         elif isinstance(event, CheckpointSaved) and self.verbose:

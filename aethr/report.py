@@ -65,6 +65,8 @@ class Report:
         self.failed_step: str | None = None
         self.closed = False
         self.error: AethrError | None = None  # how the run failed, once it has ended
+        self.patch: str | None = None  # an isolated run's result: its patch, or its branch
+        self.branch: str | None = None
 
     def wrap(self, sink: EventSink) -> Report:
         self.inner = sink
@@ -168,6 +170,8 @@ class Report:
             verdict=self.verdict,
             checkpoint=self.checkpoint or (error.checkpoint if error else None),
             reason=error.message if error else None,
+            patch=self.patch,
+            branch=self.branch,
         )
         sink.emit(event)
 

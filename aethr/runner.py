@@ -7,19 +7,20 @@ above it, and checkpoints are keyed by it.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import checkpoint, effective, fingerprint, runstore, sensitive
+from aethr import checkpoint, effective, isolation, sensitive, session
 from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends.router import Backends
 from aethr.errors import AethrError, InternalError, Interrupted, OutputClosed, UsageError
 from aethr.events import EventSink, Notice, Usage
-from aethr.executor import Durability, Executor
+from aethr.executor import Executor
 from aethr.report import Report, ReportOptions
 from aethr.run import budget
 from aethr.schema import ModelEntry, Param, Workflow
@@ -45,6 +46,7 @@ class RunOptions(NamedTuple):
     params: tuple[str, ...] = ()  # -p NAME=VALUE
     save_workflow: Path | None = None  # --save-workflow: promote the run to a workflow file
     force: bool = False  # --force: --save-workflow may replace a file
+    isolation: isolation.Asked = isolation.Asked()  # --isolate, --apply, --branch, --allow-shared-tree
     report: ReportOptions = ReportOptions()  # --output, the step summary
 
 
@@ -161,6 +163,7 @@ def _run(options: RunOptions, report: Report) -> None:
         preload()  # overlaps the seconds-long litellm import with the work below
     backends = Backends(workflow, settings, root, preview=show_prompt)
     backends.preflight()  # setup errors (keys, tools, AETHR_MOCK_RESPONSES) before any checkpoint
+    isolated = isolation.decide(options.isolation, workflow, state, root)
     caps = [c for c in (options.max_cost, settings.max_cost, workflow.max_cost) if c is not None]
     cap = min(caps) if caps else None  # the lowest cap wins
     if cap is not None and not show_prompt:
@@ -179,23 +182,29 @@ def _run(options: RunOptions, report: Report) -> None:
     leave_out = config_path.resolve().relative_to(root).as_posix()
     if show_prompt:
         assert task is not None
-        _list_values(values, sink)
+        _list_values(values, sink, isolated)
         executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
         preview = executor.run(executor.new_state(task))
         if options.save_workflow is not None:
             _promote(options, raw, values, settings, preview.task, settings.model_override)
         return
-    executor = Executor(workflow, root, backends, sink, None, config_file=leave_out, cap=cap)
-    if state is None:
-        assert task is not None
-        kept = {name: v.text for name, v in values.items()}
-        state = executor.new_state(task, mode=settings.mode, model_override=settings.model_override, params=kept)
-        state = state.replace(workflow_digest=raw_digest)
-    _run_kept(executor, state, config_path, checkpoint_path, options.force_resume)
+    state = state or _new_state(task, workflow.workflow, raw_digest, settings, values)
+    where = session.where(root, config_path, isolated, backends, options.isolation, sink)
+    make = functools.partial(Executor, workflow, backends=backends, sink=sink, config_file=leave_out, cap=cap)
+    session.run(make, workflow, state, where, checkpoint_path, options.force_resume, report)
     if options.save_workflow is not None:
         _promote(options, raw, values, settings, state.task, state.model_override)
     if options.fail_on_revise:
         report.gate()
+
+
+def _new_state(
+    task: str | None, workflow: str, digest: str, settings: Settings, values: dict[str, params_mod.Value]
+) -> checkpoint.RunState:
+    """A new run's state: its task, the workflow's digest before substitution, mode and values."""
+    assert task is not None
+    kept = {name: v.text for name, v in values.items()}
+    return checkpoint.RunState(task, workflow, digest, settings.mode, settings.model_override, params=kept)
 
 
 def _settings(dotenv: Path, workflow: Workflow, options: RunOptions) -> Settings:
@@ -281,8 +290,10 @@ def _values(
     return params_mod.resolve(workflow.params, list(options.params), root, ask)
 
 
-def _list_values(values: dict[str, params_mod.Value], sink: EventSink) -> None:
-    """A preview says which values it used, and where each came from."""
+def _list_values(values: dict[str, params_mod.Value], sink: EventSink, isolated: bool) -> None:
+    """A preview says which values it used, and where each came from (and that it would isolate)."""
+    if isolated:
+        sink.emit(Notice("", isolation.PREVIEW))
     if values:
         listed = ", ".join(f"{name}={value.text!r} ({value.source})" for name, value in values.items())
         sink.emit(Notice("", f"params: {listed}"))
@@ -293,27 +304,3 @@ def _ask(name: str, param: Param) -> str:
     sys.stderr.write(f"aethr: parameter {name}{about}: ")
     sys.stderr.flush()
     return sys.stdin.readline().strip()
-
-
-def _run_kept(
-    executor: Executor, state: checkpoint.RunState, config_path: Path, resumed: Path | None, force: bool
-) -> None:
-    """Run with a checkpoint, held for the run's length, kept unless the run finishes."""
-    root = executor.root
-    path = resumed or runstore.new_path(root)
-    held = runstore.hold(path)  # before the world check: a running run's tree is not settled
-    if resumed is not None:
-        from aethr import resume
-
-        resume.check_world(state, root, config_path, force)
-    executor.durability = Durability(path, checkpoint.save, lambda: fingerprint.take(root, config_path))
-    finished = False
-    try:
-        executor.run(state, resumed_from=str(resumed) if resumed else None)
-        finished = True
-    except OutputClosed:
-        # The reader went away (`| head`): the run stops there, as git does, and leaves nothing.
-        finished = True
-        raise
-    finally:
-        runstore.release(path, held, finished=finished)

@@ -95,6 +95,16 @@ def newest(root: Path) -> Path:
     raise CheckpointError(f"no checkpoint of this project in {folder_for(root)} that no running run holds")
 
 
+def sharing(root: Path, mine: Path) -> list[Path]:
+    """The checkpoints of this project's other live runs that work in the checkout itself. An
+    isolated run's worktree folder (`<run-id>.tree`, made as soon as it holds its lock) says it
+    works elsewhere."""
+    folder = folder_for(root)
+    locks = sorted(folder.glob("*.lock")) if folder.is_dir() else []
+    paths = [lock.with_suffix(".json") for lock in locks]
+    return [p for p in paths if p != mine and not p.with_suffix(".tree").exists() and in_use(p)]
+
+
 class Kept(NamedTuple):
     path: Path
     age_seconds: float

@@ -210,6 +210,15 @@ class Price(_Strict):
     output: float = Field(ge=0, description="USD per million output tokens.")
 
 
+class Isolate(_Strict):
+    """`isolate: {link: [...]}`: an isolated run, with ignored paths it needs linked in."""
+
+    link: list[str] = Field(
+        default_factory=list,
+        description="Ignored paths (.venv, node_modules) to symlink into the run's worktree.",
+    )
+
+
 class Workflow(_Strict):
     workflow: str = Field(min_length=1, description="The workflow's name.")
     roles: dict[str, str] = Field(
@@ -230,6 +239,9 @@ class Workflow(_Strict):
         default_factory=dict,
         description="Name -> parameter, given with -p NAME=VALUE and used as {{params.NAME}}.",
         json_schema_extra={"additionalProperties": False},  # names are lowercase identifiers
+    )
+    isolate: bool | Isolate = Field(
+        False, description="Run in a worktree of its own and hand back a patch (`aethr run --isolate`)."
     )
     steps: list[Step] = Field(min_length=1)
 

@@ -48,6 +48,7 @@ class RunState:
     # The tree before an editing step that failed part-way (a git tree id): the resume retries
     # it on top of its edits, and measures the retry's change from here, both attempts in it.
     retry_from: str | None = None
+    worktree: Mapping[str, str] | None = None  # an isolated run's worktree and start trees (`isolation.Tree`)
 
     def __post_init__(self) -> None:
         # Callers may pass plain dicts and lists; the value keeps read-only copies.

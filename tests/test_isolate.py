@@ -1,0 +1,332 @@
+"""Isolated runs (`--isolate`, `isolate:`) on real repositories: the worktree starts from the
+user's uncommitted work, the checkout is never touched, the result comes back as a patch (or
+is applied, or committed on a branch), several runs go at once, and nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import aethr, ceiling, git, make_repo, shell_script, wait_until, write_workflow
+
+ONE_STEP = """\
+workflow: iso
+roles: {{reviewer: Review.}}
+{extra}steps:
+  - id: edit
+    run: {run}
+"""
+
+EDIT_THEN_REVIEW = """\
+workflow: iso-{name}
+roles: {{reviewer: Review.}}
+steps:
+  - id: edit
+    run: 'echo {name} > {name}.txt; touch {out}/{name}-ready; while [ ! -e {out}/go ]; do sleep 0.05; done'
+  - id: review
+    role: reviewer
+    context: [latest_diff]
+"""
+
+
+def project(tmp_path: Path) -> Path:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n", "b.txt": "b\n", "gone.txt": "g\n", ".gitignore": ".venv/\n"})
+    return repo
+
+
+def user_changes(repo: Path) -> None:
+    """Staged, unstaged and untracked changes, and an unstaged deletion."""
+    (repo / "a.txt").write_text("a\nstaged\n")
+    git(repo, "add", "a.txt")
+    (repo / "a.txt").write_text("a\nstaged\nunstaged\n")
+    (repo / "u.txt").write_text("untracked\n")
+    (repo / "gone.txt").unlink()
+
+
+def checkout_state(repo: Path) -> dict[str, object]:
+    """Everything of the checkout a run must leave alone: files, index, HEAD, branches, worktrees."""
+    files = {
+        p.relative_to(repo).as_posix(): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(repo).parts
+    }
+    return {
+        "files": files,
+        "index": git(repo, "ls-files", "--stage"),
+        "head": git(repo, "rev-parse", "HEAD"),
+        "branches": git(repo, "branch", "--list"),
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+    }
+
+
+def only_the_checkout(repo: Path) -> None:
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert listed.count("worktree ") == 1, listed
+
+
+def finished(out: str) -> dict[str, object]:
+    last: dict[str, object] = json.loads(out.splitlines()[-1])
+    assert last["event"] == "run_finished", out
+    return last
+
+
+def test_the_worktree_starts_from_the_uncommitted_work_and_the_patch_holds_only_the_runs(tmp_path: Path) -> None:
+    repo, out = project(tmp_path), tmp_path / "seen"
+    out.mkdir()
+    run = f"'pwd > {out}/pwd; git status --porcelain > {out}/status; cat a.txt > {out}/a; echo run >> b.txt'"
+    write_workflow(repo, ONE_STEP.format(extra="", run=run))
+    git(repo, "add", ".aethr.yaml")
+    git(repo, "commit", "-qm", "workflow")
+    user_changes(repo)
+    before = checkout_state(repo)
+    result = aethr("run", "task", "--isolate", "--exec-commands", "--json", cwd=repo)
+    assert result.code == 0, result.both
+    assert checkout_state(repo) == before, "the checkout, its index, HEAD and branches are untouched"
+    assert Path((out / "pwd").read_text().strip()) != repo
+    assert (out / "status").read_text().splitlines() == ["MM a.txt", " D gone.txt", "?? u.txt"]
+    assert (out / "a").read_text() == "a\nstaged\nunstaged\n"
+    patch = Path(str(finished(result.out)["patch"]))
+    text = patch.read_text()
+    assert "+run" in text and "b.txt" in text
+    assert "a.txt" not in text and "u.txt" not in text and "gone.txt" not in text, text
+    git(repo, "apply", str(patch))
+    assert (repo / "b.txt").read_text() == "b\nrun\n" and (repo / "a.txt").read_text() == "a\nstaged\nunstaged\n"
+    only_the_checkout(repo)
+    assert not list(patch.parent.glob("*.tree")) and not list(patch.parent.glob("*.json"))
+
+
+AGENT = """\
+workflow: agent
+roles: {implementer: Implement it.}
+models: {implementer: anthropic:claude-sonnet-4-5}
+isolate: true
+steps:
+  - id: implement
+    role: implementer
+    backend: claude
+"""
+RESULT = '{"type": "result", "subtype": "success", "is_error": false, "result": "done", "total_cost_usd": 0}'
+
+
+def test_an_agent_works_in_the_worktree_while_the_user_edits_the_checkout(tmp_path: Path) -> None:
+    repo, out = project(tmp_path), tmp_path / "agent-out"
+    out.mkdir()
+    body = f"cat >/dev/null\npwd > {out}/pwd\ntouch {out}/started\n"
+    body += f"while [ ! -e {out}/go ]; do sleep 0.05; done\necho agent >> b.txt\necho '{RESULT}'"
+    agent = shell_script(tmp_path / "claude", body)
+    write_workflow(repo, AGENT)
+    env = {"AETHR_LIVE": "1", "AETHR_CLAUDE_BIN": str(agent), "ANTHROPIC_API_KEY": "sk-test-x"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aethr", "run", "task", "--json"],
+        cwd=repo,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: (out / "started").exists() or proc.poll() is not None, "the agent starts")
+    (repo / "a.txt").write_text("the user's edit while the agent runs\n")
+    (repo / "mine.txt").write_text("new\n")
+    made = checkout_state(repo)
+    made.pop("worktrees")  # the run's worktree is listed while it runs
+    (out / "go").touch()
+    stdout, stderr = proc.communicate(timeout=ceiling(120))
+    assert proc.returncode == 0, stdout + stderr
+    now = checkout_state(repo)
+    now.pop("worktrees")
+    assert now == made, "byte-identical to what the test made it"
+    assert Path((out / "pwd").read_text().strip()) != repo, "the agent ran in the worktree"
+    patch = Path(str(finished(stdout)["patch"]))
+    git(repo, "apply", str(patch))
+    assert (repo / "b.txt").read_text() == "b\nagent\n"
+    assert (repo / "a.txt").read_text() == "the user's edit while the agent runs\n"
+    only_the_checkout(repo)
+
+
+def _start(repo: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aethr", "run", "task", "--exec-commands", "--json", *args],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_two_isolated_runs_at_once_each_see_and_hand_back_only_their_own(tmp_path: Path) -> None:
+    repo, out = project(tmp_path), tmp_path / "marks"
+    out.mkdir()
+    for name in ("one", "two"):
+        (repo / f"{name}.yaml").write_text(EDIT_THEN_REVIEW.format(name=name, out=out))
+    runs = {name: _start(repo, "--isolate", "-c", f"{name}.yaml") for name in ("one", "two")}
+    wait_until(lambda: all((out / f"{n}-ready").exists() for n in runs), "both runs have edited")
+    (out / "go").touch()
+    for name, proc in runs.items():
+        stdout, stderr = proc.communicate(timeout=ceiling(120))
+        assert proc.returncode == 0, stdout + stderr
+        other = "two" if name == "one" else "one"
+        prompt = next(json.loads(ln)["prompt"] for ln in stdout.splitlines() if '"prompt_built"' in ln)
+        assert f"{name}.txt" in prompt and f"{other}.txt" not in prompt, prompt
+        patch = Path(str(finished(stdout)["patch"])).read_text()
+        assert f"+{name}" in patch and f"{other}.txt" not in patch, patch
+    only_the_checkout(repo)
+
+
+def test_a_run_in_the_checkout_beside_a_live_one_is_refused(tmp_path: Path) -> None:
+    repo, out = project(tmp_path), tmp_path / "marks"
+    out.mkdir()
+    (repo / "one.yaml").write_text(EDIT_THEN_REVIEW.format(name="one", out=out))
+    (repo / "quick.yaml").write_text(ONE_STEP.format(extra="", run="'echo quick > quick.txt'"))
+    first = _start(repo, "-c", "one.yaml")
+    wait_until(lambda: (out / "one-ready").exists() or first.poll() is not None, "the first run has edited")
+    refused = aethr("run", "task", "--exec-commands", "-c", "quick.yaml", cwd=repo)
+    assert refused.code == 4, refused.both
+    assert "another run is working in this checkout" in refused.err and "--isolate" in refused.err
+    assert not (repo / "quick.txt").exists()
+    isolated = aethr("run", "task", "--exec-commands", "--isolate", "-c", "quick.yaml", cwd=repo)
+    assert isolated.code == 0, isolated.both
+    shared = aethr("run", "task", "--exec-commands", "--allow-shared-tree", "-c", "quick.yaml", cwd=repo)
+    assert shared.code == 0 and (repo / "quick.txt").exists(), shared.both
+    (out / "go").touch()
+    stdout, stderr = first.communicate(timeout=ceiling(120))
+    assert first.returncode == 0, stdout + stderr
+    only_the_checkout(repo)
+
+
+TWO_STEPS = """\
+workflow: iso
+roles: {{reviewer: Review.}}
+isolate: true
+steps:
+  - id: first
+    run: 'echo first >> b.txt'
+  - id: second
+    run: 'test -e {out}/pass || exit 3; echo second > c.txt'
+"""
+
+
+def _kept_tree(clean_env: Path) -> Path:
+    trees = list((clean_env / "aethr").glob("*/*.tree"))
+    assert len(trees) == 1, trees
+    return trees[0]
+
+
+def test_a_failure_keeps_the_worktree_the_resume_goes_on_there_and_prune_removes_it(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    repo, out = project(tmp_path), tmp_path / "marks"
+    out.mkdir()
+    write_workflow(repo, TWO_STEPS.format(out=out))
+    failed = aethr("run", "task", "--exec-commands", cwd=repo)
+    assert failed.code == 1, failed.both
+    tree = _kept_tree(clean_env)
+    assert f"worktree is kept at {tree}" in failed.err
+    saved = json.loads(tree.with_suffix(".json").read_text())
+    assert saved["worktree"]["path"] == str(tree)
+    assert (tree / "b.txt").read_text() == "b\nfirst\n" and (repo / "b.txt").read_text() == "b\n"
+    (out / "pass").touch()
+    resumed = aethr("run", "--resume-checkpoint", "last", "--exec-commands", "--json", cwd=repo)
+    assert resumed.code == 0, resumed.both
+    patch = Path(str(finished(resumed.out)["patch"])).read_text()
+    assert patch.count("+first") == 1 and "+second" in patch, "the first step ran once, in the kept worktree"
+    assert not tree.exists()
+    only_the_checkout(repo)
+    (out / "pass").unlink()
+    assert aethr("run", "task", "--exec-commands", cwd=repo).code == 1
+    tree = _kept_tree(clean_env)
+    pruned = aethr("checkpoints", "--prune", cwd=repo)
+    assert pruned.code == 0 and "1 worktree(s)" in pruned.out, pruned.both
+    assert not tree.exists()
+    only_the_checkout(repo)
+
+
+def test_after_a_sigkill_prune_clears_the_worktree(tmp_path: Path, clean_env: Path) -> None:
+    repo, out = project(tmp_path), tmp_path / "marks"
+    out.mkdir()
+    (repo / "one.yaml").write_text(EDIT_THEN_REVIEW.format(name="one", out=out))
+    proc = _start(repo, "--isolate", "-c", "one.yaml")
+    wait_until(lambda: (out / "one-ready").exists() or proc.poll() is not None, "the run has edited")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=ceiling(60))
+    tree = _kept_tree(clean_env)
+    assert str(tree) in git(repo, "worktree", "list"), "the SIGKILLed run's worktree is still there"
+    pruned = aethr("checkpoints", "--prune", cwd=repo)
+    assert pruned.code == 0 and "1 worktree(s)" in pruned.out, pruned.both
+    assert not tree.exists()
+    only_the_checkout(repo)
+
+
+def test_link_lets_a_step_use_the_projects_virtualenv_and_secrets_are_neither_linked_nor_copied(
+    tmp_path: Path,
+) -> None:
+    repo = project(tmp_path)
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    shell_script(repo / ".venv" / "bin" / "tool", "echo from-the-venv")
+    (repo / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")  # untracked, not ignored
+    run = "'.venv/bin/tool > out.txt; test ! -e id_rsa'"
+    write_workflow(repo, ONE_STEP.format(extra="isolate: {link: [.venv]}\n", run=run))
+    result = aethr("run", "task", "--exec-commands", "--json", cwd=repo)
+    assert result.code == 0, result.both
+    patch = Path(str(finished(result.out)["patch"])).read_text()
+    assert "+from-the-venv" in patch and ".venv" not in patch and "id_rsa" not in patch, patch
+    write_workflow(repo, ONE_STEP.format(extra="isolate: {link: [.env]}\n", run="'true'"))
+    (repo / ".env").write_text("OPENAI_API_KEY=sk-test-secret\n")
+    refused = aethr("run", "task", "--exec-commands", cwd=repo)
+    assert refused.code == 2 and "link: .env: not linked" in refused.err, refused.both
+    only_the_checkout(repo)
+
+
+def test_apply_a_clean_patch_and_a_conflicting_one(tmp_path: Path) -> None:
+    repo = project(tmp_path)
+    write_workflow(repo, ONE_STEP.format(extra="", run="'echo run >> b.txt'"))
+    applied = aethr("run", "task", "--isolate", "--apply", "--exec-commands", cwd=repo)
+    assert applied.code == 0, applied.both
+    assert (repo / "b.txt").read_text() == "b\nrun\n" and "applied to the checkout" in applied.err
+    # The step also edits the checkout itself, as a user would meanwhile: the patch no longer applies.
+    write_workflow(repo, ONE_STEP.format(extra="", run=f"'echo run >> b.txt; echo mine > {repo}/b.txt'"))
+    conflict = aethr("run", "task", "--isolate", "--apply", "--exec-commands", "--json", cwd=repo)
+    assert conflict.code == 4, conflict.both
+    assert "does not apply" in conflict.err and "b.txt" in conflict.err
+    assert (repo / "b.txt").read_text() == "mine\n", "nothing was applied"
+    patch = Path(str(finished(conflict.out)["patch"]))
+    assert patch.is_file() and "+run" in patch.read_text()
+    only_the_checkout(repo)
+
+
+def test_branch_commits_the_result_and_leaves_head(tmp_path: Path) -> None:
+    repo = project(tmp_path)
+    write_workflow(repo, ONE_STEP.format(extra="", run="'echo run >> b.txt'"))
+    user_changes(repo)
+    before = checkout_state(repo)
+    result = aethr("run", "task", "--isolate", "--branch", "aethr/result", "--exec-commands", "--json", cwd=repo)
+    assert result.code == 0, result.both
+    assert finished(result.out)["branch"] == "aethr/result"
+    after = checkout_state(repo)
+    assert after.pop("branches") != before.pop("branches")
+    assert after == before, "HEAD, the index and the files are as they were"
+    assert git(repo, "branch", "--show-current").strip() == "main"
+    assert git(repo, "show", "aethr/result:b.txt") == "b\nrun\n"
+    own = git(repo, "diff", "--name-only", "aethr/result~1", "aethr/result").split()
+    assert own == ["b.txt"], "the last commit holds the run's own changes"
+    again = aethr("run", "task", "--isolate", "--branch", "aethr/result", "--exec-commands", cwd=repo)
+    assert again.code == 2 and "exists already" in again.err
+    assert git(repo, "branch", "--list").split() == ["aethr/result", "*", "main"]
+    only_the_checkout(repo)
+
+
+def test_a_preview_and_a_mock_run_describe_the_isolation_and_make_nothing(tmp_path: Path, clean_env: Path) -> None:
+    repo = project(tmp_path)
+    write_workflow(repo, ONE_STEP.format(extra="isolate: true\n", run="'echo run >> b.txt'"))
+    shown = aethr("run", "task", "--show-prompt", cwd=repo)
+    assert shown.code == 0 and "worktree of its own" in shown.out, shown.both
+    mock = aethr("run", "task", cwd=repo)
+    assert mock.code == 0 and "makes none" in mock.err, mock.both
+    assert not list(clean_env.glob("aethr/*/*.tree"))
+    only_the_checkout(repo)
+    plain = aethr("run", "task", "--apply", "--no-isolate", cwd=repo)
+    assert plain.code == 2 and "--isolate" in plain.err
