@@ -284,3 +284,19 @@ def test_a_directory_through_a_symlink_in_a_glob_and_a_path_parameter_is_a_note(
     prompt = next(e["prompt"] for e in _events(result.out) if e["event"] == "prompt_built")
     assert f"[folder: {NOTES['folder']}]" in prompt
     assert f"[linked: {NOTES['folder']}]" in prompt
+
+
+def test_a_key_in_a_command_line_cut_by_the_output_limit_is_not_kept_in_part(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    # One line whose kept tail (200 characters) starts inside the key: x * 600, the key, y * 185.
+    (repo / "noisy.sh").write_text(
+        "head -c 600 /dev/zero | tr '\\0' x\nprintf %s \"$STRIPE_SECRET_KEY\"\n"
+        "head -c 185 /dev/zero | tr '\\0' y\necho\n"
+    )
+    step = "  - id: noisy\n    run: sh noisy.sh\n    output_tokens: 100\n"
+    write_workflow(repo, f"workflow: cut\nroles: {{}}\nsteps:\n{step}")
+    result = aethr("run", "task", "--exec-commands", "--json", cwd=repo, env={"STRIPE_SECRET_KEY": KEY})
+    assert result.code == 0, result.both
+    output = next(e["output"] for e in _events(result.out) if e["event"] == "step_finished")
+    assert "****" + "y" * 185 in output, output
+    assert KEY[-12:] not in result.out and KEY[:12] not in result.out

@@ -25,7 +25,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aethr import proc
+from aethr import proc, sensitive
 from aethr.backends import CommandSpec, Completion, Emit, Endpoint, Request
 from aethr.controls import strip_controls
 from aethr.errors import EnvironmentNotReady
@@ -98,7 +98,9 @@ class CommandBackend:
             raise _not_runnable(request.step_id, spec, exc.strerror or str(exc)) from None
 
         def line(raw: str) -> None:
-            clean = strip_controls(raw)  # masked at the door (`backends.masking`)
+            # Masked here as well as at the door: the head/tail cut below may split a very long
+            # line inside a key, and half a key is no longer recognisable there.
+            clean = sensitive.mask(strip_controls(raw))
             capture.add(clean)
             emit(TextChunk(request.step_id, clean))
 
