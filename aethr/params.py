@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 REFERENCE = re.compile(r"\{\{\s*params\.([A-Za-z0-9_]+)\s*\}\}")
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 class Value(NamedTuple):
@@ -42,19 +44,24 @@ def text(value: Scalar) -> str:
 
 
 def problem(param: Param, raw: str, root: Path | None) -> str | None:
-    """What is wrong with `raw` as a value of `param`, or None."""
+    """What is wrong with `raw` as a value of `param`, or None. Strict, never guessed at: a
+    value with leading or trailing whitespace is refused (not stripped: a quoting slip should
+    not pass as a value), numbers are ASCII and finite (`nan`, `inf`, `١٢`, `1_000` are not)."""
     kind = param.type
+    if raw != raw.strip():
+        return "has leading or trailing whitespace"
     if kind in ("int", "float"):
-        try:
-            number = int(raw) if kind == "int" else float(raw)
-        except ValueError:
-            return f"is not {'an integer' if kind == 'int' else 'a number'}"
+        if not (_INT if kind == "int" else _FLOAT).fullmatch(raw):
+            return f"is not {'an integer' if kind == 'int' else 'a finite number'} (ASCII digits)"
+        number = int(raw) if kind == "int" else float(raw)
+        if number != number or number in (float("inf"), float("-inf")):
+            return "is not a finite number"
         if param.min is not None and number < param.min:
             return f"is below the minimum {param.min:g}"
         if param.max is not None and number > param.max:
             return f"is above the maximum {param.max:g}"
     elif kind == "bool" and raw.lower() not in _TRUE | _FALSE:
-        return "is not true or false"
+        return "is not a bool: give true/false, yes/no, on/off or 1/0"
     elif kind == "choice" and raw not in (param.choices or []):
         return f"is not one of {', '.join(param.choices or [])}"
     elif kind == "string" and param.pattern is not None and not re.fullmatch(param.pattern, raw):
@@ -76,7 +83,7 @@ def resolve(
     declared: Mapping[str, Param],
     given: list[str],
     root: Path,
-    ask: Callable[[str, Param], str] | None,
+    ask: Callable[[str, Param, str | None], str] | None,
     missing_ok: bool = False,
 ) -> dict[str, Value]:
     """Every declared parameter's value: from `-p`, else its default, else asked (on a
@@ -92,6 +99,8 @@ def resolve(
             maybe = f" (did you mean '{near[0]}'?)" if near else ""
             known = ", ".join(declared) or "none"
             raise UsageError(f"-p {name}: this workflow has no parameter '{name}'{maybe}; its parameters: {known}")
+        if name in flags:
+            raise UsageError(f"-p {name} is given twice ({flags[name]!r} and {raw!r}): give each parameter once")
         flags[name] = raw
     values: dict[str, Value] = {}
     for name, param in declared.items():
@@ -100,7 +109,7 @@ def resolve(
         elif param.default is not None:
             raw, source = text(param.default), "default"
         elif ask is not None:
-            raw, source = ask(name, param), "asked"
+            raw, source = _asked(name, param, root, ask), "asked"
         elif missing_ok:
             continue
         else:
@@ -110,6 +119,18 @@ def resolve(
             raise UsageError(f"-p {name}={raw!r} {why}{_about(name, param)}")
         values[name] = Value(canonical(param, raw), source)
     return values
+
+
+def _asked(name: str, param: Param, root: Path, ask: Callable[[str, Param, str | None], str]) -> str:
+    """A value asked for on a terminal; a bad answer is asked again (with what was wrong),
+    an empty one (or the end of input) is taken as it is, to fail as given."""
+    why = None
+    while True:
+        raw = ask(name, param, why)
+        why = problem(param, raw, root)
+        if not why or not raw:
+            return raw
+        why = f"{raw!r} {why}"
 
 
 def _about(name: str, param: Param) -> str:

@@ -299,8 +299,12 @@ def _list_values(values: dict[str, params_mod.Value], sink: EventSink, isolated:
         sink.emit(Notice("", f"params: {listed}"))
 
 
-def _ask(name: str, param: Param) -> str:
-    about = f" ({param.type}{f': {param.description}' if param.description else ''})"
+def _ask(name: str, param: Param, wrong: str | None) -> str:
+    """One question on the terminal; `wrong`: what was wrong with the last answer."""
+    if wrong:
+        sys.stderr.write(f"aethr: {name}: {wrong}; try again\n")
+    kind = f"one of {', '.join(param.choices or [])}" if param.type == "choice" else param.type
+    about = f" ({kind}{f': {param.description}' if param.description else ''})"
     sys.stderr.write(f"aethr: parameter {name}{about}: ")
     sys.stderr.flush()
     return sys.stdin.readline().strip()

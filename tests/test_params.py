@@ -34,8 +34,8 @@ REFUSED = [
     ("string", "name=World1", "does not match the pattern"),
     ("int", "count=three", "is not an integer"),
     ("int range", "count=12", "is above the maximum 9"),
-    ("float", "ratio=lots", "is not a number"),
-    ("bool", "loud=maybe", "is not true or false"),
+    ("float", "ratio=lots", "is not a finite number"),
+    ("bool", "loud=maybe", "is not a bool: give true/false, yes/no, on/off or 1/0"),
     ("choice", "tone=angry", "is not one of calm, curt"),
     ("path", "spec=missing.md", "is not a path that exists inside the project"),
     ("path outside", "spec=../outside", "is not a path that exists inside the project"),
@@ -231,5 +231,5 @@ def test_on_a_terminal_a_missing_required_parameter_is_asked_for(repo: Path) -> 
         out, err = proc.communicate(timeout=ceiling(120))
     os.close(controller)
     assert proc.returncode == 0, out + err
-    assert "aethr: parameter tone (choice: the tone): " in err
+    assert "aethr: parameter tone (one of calm, curt: the tone): " in err
     assert "tone='curt' (asked)" in out and "world 3 0.5 false curt README.md" in out
