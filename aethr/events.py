@@ -152,8 +152,23 @@ class Retrying(NamedTuple):
     step_id: str
     attempt: int
     delay: float
-    reason: str
+    reason: str  # for a timeout: the limit that ran out and the variable that raises it
+    left: int | None = None  # attempts that remain after this retry, when known
     event: str = "retrying"
+
+
+class Progress(NamedTuple):
+    """Where a running step is, sent by the progress ticker (`aethr.progress`), never by the
+    executor: a terminal's status line, a heartbeat line off a terminal, `--json`'s `progress`."""
+
+    step_id: str
+    phase: str  # connecting | waiting | streaming | tool | output | working | retrying
+    detail: str  # the phase in words: "waiting for the first token (3s of 25s)", a tool call
+    step_seconds: float
+    run_seconds: float
+    spent_usd: float | None = None  # known spend of the run so far
+    cap_usd: float | None = None  # the run's spend cap, if any
+    event: str = "progress"
 
 
 class UsageReported(NamedTuple):
@@ -255,6 +270,7 @@ Event = (
     | BudgetReached
     | TextChunk
     | Retrying
+    | Progress
     | UsageReported
     | StepFinished
     | LoopIteration

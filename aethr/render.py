@@ -118,7 +118,10 @@ class TerminalRenderer:
                 "dim",
             )
         elif isinstance(event, Retrying):
-            self._note(f"aethr: step '{event.step_id}': {event.reason}; retry {event.attempt} in {event.delay:.1f}s")
+            left = f" ({event.left} attempt(s) left)" if event.left is not None else ""
+            self._note(
+                f"aethr: step '{event.step_id}': {event.reason}; retry {event.attempt} in {event.delay:.1f}s{left}"
+            )
         elif isinstance(event, LoopIteration):
             verdict = "done" if event.passed else "again"
             self._note(

@@ -80,6 +80,30 @@ def classify(litellm: Any, exc: BaseException) -> str:
     return "other"
 
 
+_SHORT = {
+    "rate_limit": "rate limited (429)",
+    "timeout": "timed out",
+    "cut": "the stream was cut",
+    "unreachable": "connection failed",
+}
+
+
+def retry_reason(kind: str, exc: BaseException) -> str:
+    """Why a call is retried, as the retry line says it: for a timeout, which limit ran out
+    and the variable (or key) that raises it, so a user who waits knows what to change."""
+    hung = next((item for item in chain(exc) if isinstance(item, Hung)), None)
+    if hung is not None:
+        return f"{hung.what} within {hung.seconds:g}s (the {hung.limit}; raise {hung.variable})"
+    if kind == "timeout":
+        return "timed out (the request timeout; raise AETHR_TIMEOUT or the step's `timeout`)"
+    return short(kind, status_of(exc))
+
+
+def short(kind: str, status: int | None) -> str:
+    """The kind of failure in a few words."""
+    return _SHORT.get(kind) or (f"provider error ({status})" if status else "the call failed")
+
+
 def retry_after(exc: BaseException) -> float | None:
     """The wait the provider (or a gateway in front of it) asked for, in seconds."""
     for item in chain(exc):

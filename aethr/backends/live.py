@@ -167,7 +167,8 @@ class LiteLLMBackend:
                 if delay is None:
                     delay = BACKOFF_BASE * 2 ** (attempt - 1) * (0.5 + random.random())
                 delay = min(delay, MAX_RETRY_AFTER)
-                emit(Retrying(request.step_id, attempt, round(delay, 2), _short(kind, failures.status_of(exc))))
+                reason = failures.retry_reason(kind, exc)
+                emit(Retrying(request.step_id, attempt, round(delay, 2), reason, attempts - attempt))
                 time.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -286,18 +287,6 @@ def _usage(request: Request, text: str, usage: Any, response: Any) -> Usage:
     return Usage(prompt_tokens, completion_tokens, cost, floor, not all(given))
 
 
-_SHORT = {
-    "rate_limit": "rate limited (429)",
-    "timeout": "timed out",
-    "cut": "the stream was cut",
-    "unreachable": "connection failed",
-}
-
-
-def _short(kind: str, status: int | None) -> str:
-    return _SHORT.get(kind) or (f"provider error ({status})" if status else "the call failed")
-
-
 def _timed_out(exc: Exception, request: Request, tries: str) -> tuple[str, str]:
     """Which time limit ran out, and the variable that raises it."""
     hung = next((item for item in failures.chain(exc) if isinstance(item, Hung)), None)
@@ -317,7 +306,7 @@ def _failure(litellm: ModuleType, exc: Exception, request: Request, attempts: in
     provider = _provider(request.model or "")
     base = failures.BASE_URL_VARIABLES.get(provider, f"the {provider} base URL")
     if streamed:
-        what = _short(kind, status)
+        what = failures.short(kind, status)
         return StepFailed(f"{who}: the answer broke off part-way ({what}): {said}", hint="resume to run the step again")
     table: dict[str, tuple[str, str | None]] = {
         "auth": (

@@ -32,11 +32,12 @@ class Limits(NamedTuple):
 class Hung(Exception):
     """A call that stopped answering: which limit ran out, and how to raise it."""
 
-    def __init__(self, what: str, seconds: float, variable: str) -> None:
+    def __init__(self, what: str, seconds: float, variable: str, limit: str) -> None:
         super().__init__(f"{what} within {seconds:g}s")
         self.what = what
         self.seconds = seconds
         self.variable = variable
+        self.limit = limit  # the limit's name as a retry line says it: "first-byte limit"
 
 
 def watched(
@@ -77,10 +78,10 @@ def watched(
 
 def _which(whole: bool, first: bool, limits: Limits) -> Hung:
     if whole:
-        return Hung("no complete answer", limits.total, "AETHR_TIMEOUT (or the step's `timeout`)")
+        return Hung("no complete answer", limits.total, "AETHR_TIMEOUT (or the step's `timeout`)", "request timeout")
     if first:
-        return Hung("no first byte of an answer", limits.first_byte, "AETHR_FIRST_BYTE_TIMEOUT")
-    return Hung("the answer stalled: no further chunk", limits.idle, "AETHR_IDLE_TIMEOUT")
+        return Hung("no first byte of an answer", limits.first_byte, "AETHR_FIRST_BYTE_TIMEOUT", "first-byte limit")
+    return Hung("the answer stalled: no further chunk", limits.idle, "AETHR_IDLE_TIMEOUT", "idle limit")
 
 
 class Finish:
