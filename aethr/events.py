@@ -199,6 +199,7 @@ class LoopIteration(NamedTuple):
     max_iterations: int
     passed: bool
     reason: str
+    again: bool = False  # the run goes back to `back_to` (not: it passed, ran out or is stuck)
     event: str = "loop_iteration"
 
 
@@ -283,6 +284,21 @@ Event = (
 
 class EventSink(Protocol):
     def emit(self, event: Event) -> None: ...
+
+
+class AfterStart:
+    """A sink that emits `held` events just after the run's `RunStarted`: a preview's notes
+    (its parameter values) then follow `run_started`, which a reader may take as the first."""
+
+    def __init__(self, sink: EventSink, held: list[Event]) -> None:
+        self.sink, self.held = sink, held
+
+    def emit(self, event: Event) -> None:
+        self.sink.emit(event)
+        if isinstance(event, RunStarted):
+            for later in self.held:
+                self.sink.emit(later)
+            self.held = []
 
 
 def to_dict(event: Event) -> dict[str, Any]:

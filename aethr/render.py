@@ -123,7 +123,7 @@ class TerminalRenderer:
                 f"aethr: step '{event.step_id}': {event.reason}; retry {event.attempt} in {event.delay:.1f}s{left}"
             )
         elif isinstance(event, LoopIteration):
-            verdict = "done" if event.passed else "again"
+            verdict = "done" if event.passed else "again" if event.again else "stop"
             self._note(
                 f"aethr: loop {event.back_to}..{event.step_id} pass {event.passes}/{event.max_iterations}: "
                 f"{event.reason} → {verdict}"

@@ -19,7 +19,7 @@ from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends.router import Backends
 from aethr.errors import AethrError, InternalError, Interrupted, OutputClosed, UsageError
-from aethr.events import EventSink, Notice, Usage
+from aethr.events import AfterStart, Event, EventSink, Notice, Usage
 from aethr.executor import Executor
 from aethr.report import Report, ReportOptions
 from aethr.run import budget
@@ -182,7 +182,7 @@ def _run(options: RunOptions, report: Report) -> None:
     leave_out = config_path.resolve().relative_to(root).as_posix()
     if show_prompt:
         assert task is not None
-        _list_values(values, sink, isolated)
+        sink = AfterStart(sink, _preview_notes(values, isolated))
         executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
         preview = executor.run(executor.new_state(task))
         if options.save_workflow is not None:
@@ -290,13 +290,13 @@ def _values(
     return params_mod.resolve(workflow.params, list(options.params), root, ask)
 
 
-def _list_values(values: dict[str, params_mod.Value], sink: EventSink, isolated: bool) -> None:
+def _preview_notes(values: dict[str, params_mod.Value], isolated: bool) -> list[Event]:
     """A preview says which values it used, and where each came from (and that it would isolate)."""
-    if isolated:
-        sink.emit(Notice("", isolation.PREVIEW))
+    notes: list[Event] = [Notice("", isolation.PREVIEW)] if isolated else []
     if values:
         listed = ", ".join(f"{name}={value.text!r} ({value.source})" for name, value in values.items())
-        sink.emit(Notice("", f"params: {listed}"))
+        notes.append(Notice("", f"params: {listed}"))
+    return notes
 
 
 def _ask(name: str, param: Param, wrong: str | None) -> str:

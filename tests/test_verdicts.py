@@ -156,3 +156,45 @@ def test_allow_truncated_belongs_to_a_model_step(repo: Path) -> None:
     write_workflow(repo, "workflow: w\nroles: {r: x}\nsteps:\n  - {id: s, run: 'true', allow_truncated: true}\n")
     result = aethr("validate", cwd=repo)
     assert result.code == 3 and "`allow_truncated` does not go with `run:`" in result.err, result.both
+
+
+def test_an_exhausted_loops_last_pass_does_not_say_again(repo: Path, tmp_path: Path) -> None:
+    write_workflow(repo, LOOP)
+    env = replies(tmp_path, "v1", "Review status: revise", "v2", "Review status: revise")
+    result = aethr("run", "task", cwd=repo, env=env)
+    assert result.code == 5, result.both
+    assert "pass 1/2: Review status: revise → again" in result.err
+    assert (
+        "pass 2/2: Review status: revise → stop" in result.err
+        and "2/2: Review status: revise → again" not in result.err
+    )
+    found = [e for e in events(aethr("run", "task", "--json", cwd=repo, env=env)) if e["event"] == "loop_iteration"]
+    assert [e["again"] for e in found] == [True, False]
+
+
+def test_a_previews_first_json_event_is_run_started(repo: Path) -> None:
+    from tests.test_params import TYPED
+
+    write_workflow(repo, TYPED)
+    result = aethr("run", "task", "--show-prompt", "--json", cwd=repo)
+    assert result.code == 0, result.both
+    found = events(result)
+    assert found[0]["event"] == "run_started", found[0]
+    assert found[1]["event"] == "notice" and "params: name='world'" in found[1]["text"]
+
+
+STUCK = """\
+workflow: stuck
+steps:
+  - id: test
+    run: 'echo the same failure; exit 1'
+    repeat: {back_to: test, until_command_passes: true, max_iterations: 5}
+"""
+
+
+def test_a_no_progress_stop_does_not_suggest_more_passes(repo: Path) -> None:
+    write_workflow(repo, STUCK)
+    result = aethr("run", "task", "--exec-commands", cwd=repo)
+    assert result.code == 5, result.both
+    assert "made no progress at pass 2" in result.err
+    assert "max_iterations" not in result.err and "→ again" not in result.err.split("pass 2/5")[1]

@@ -56,7 +56,8 @@ def advance(
     if not verdict.passed and step.kind == "command":
         stuck = _stuck(progress, step.id, result.output, tree)
     reason = f"{verdict.reason}; {stuck}" if stuck else verdict.reason
-    event = LoopIteration(step.id, loop.back_to, passes, loop.max_iterations, verdict.passed, reason)
+    again = not verdict.passed and passes < loop.max_iterations and not stuck
+    event = LoopIteration(step.id, loop.back_to, passes, loop.max_iterations, verdict.passed, reason, again)
     counts = dict(recorded.passes)
     if verdict.passed:
         counts.pop(step.id, None)
