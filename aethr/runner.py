@@ -25,6 +25,7 @@ from aethr.report import Report, ReportOptions
 from aethr.run import budget
 from aethr.schema import ModelEntry, Param, Workflow
 from aethr.settings import Settings
+from aethr.statusline import for_renderer, on_tty, with_progress
 
 
 class RunOptions(NamedTuple):
@@ -103,7 +104,8 @@ def _sink(options: RunOptions, settings: Settings) -> EventSink:
         sink = render.PreviewRenderer(sys.stdout)
     else:
         color = sys.stdout.isatty() and not settings.no_color and not settings.unattended
-        sink = render.TerminalRenderer(sys.stdout, sys.stderr, color=color, verbose=options.verbose)
+        renderer = render.TerminalRenderer(sys.stdout, sys.stderr, color=color, verbose=options.verbose)
+        sink = for_renderer(renderer, sys.stderr, settings, on_tty=on_tty(settings))
     return render.QuietOnClosedOutput(sink)
 
 
@@ -175,6 +177,8 @@ def _run(options: RunOptions, report: Report) -> None:
         gc.freeze()
         gc.enable()
     sink: EventSink = report.wrap(_sink(options, settings))
+    if not show_prompt:
+        sink = with_progress(sink, settings, json=options.json_output, cap=cap)
     if show_prompt:
         from aethr import estimate
 

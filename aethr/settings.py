@@ -11,7 +11,9 @@ Everything else receives a frozen `Settings`. Variables:
     AETHR_<AGENT>_BIN=PATH  an agent's executable (default: its program on PATH); the
                             agents and their variables are the rows of `aethr.agents`
     AETHR_EDITOR            the editor for a task (then $VISUAL, then $EDITOR)
-    NO_COLOR                plain output even on a terminal
+    AETHR_HEARTBEAT=S       off a terminal (and under --json), a progress line after each S
+                            seconds of silence (default 30; 0 turns it off)
+    NO_COLOR                plain output even on a terminal (TERM=dumb: a plain status line too)
     CI                      unattended: no editor or question ever opens, no colours
 """
 
@@ -27,6 +29,7 @@ from aethr.secrets import Secrets, collect
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_FIRST_BYTE = 25.0
 DEFAULT_IDLE = 60.0
+DEFAULT_HEARTBEAT = 30.0
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -39,6 +42,8 @@ class Settings(NamedTuple):
     mock_responses: Path | None = None
     agent_bins: tuple[tuple[str, str], ...] = ()  # (agent, executable) from AETHR_<AGENT>_BIN
     no_color: bool = False
+    dumb_terminal: bool = False  # TERM=dumb: no cursor movement, so a plain status line
+    heartbeat: float = DEFAULT_HEARTBEAT  # AETHR_HEARTBEAT; 0: no heartbeat
     editor: str | None = None
     dotenv_path: Path | None = None
     dotenv_keys: frozenset[str] = frozenset()
@@ -98,6 +103,10 @@ def load(dotenv: Path, key_variables: tuple[str, ...] = ()) -> Settings:
             (agent.name, env[agent.bin_variable].strip()) for agent in AGENTS if env.get(agent.bin_variable, "").strip()
         ),
         no_color="NO_COLOR" in env,
+        dumb_terminal=env.get("TERM", "").strip() == "dumb",
+        heartbeat=0.0
+        if env.get("AETHR_HEARTBEAT", "").strip() == "0"
+        else _seconds(env, "AETHR_HEARTBEAT", DEFAULT_HEARTBEAT),
         unattended=env.get("CI", "").strip().lower() not in ("", "0", "false", "no"),
         editor=env.get("AETHR_EDITOR") or env.get("VISUAL") or env.get("EDITOR") or None,
         dotenv_path=dotenv_path,
