@@ -75,9 +75,9 @@ def run(
         if tree is not None:
             isolation.leave(tree)
         raise
-    except (AethrError, KeyboardInterrupt):
-        if tree is not None and executor is not None:
-            executor.sink.emit(Notice("", f"the run's worktree is kept at {tree.where}: the resume goes on there"))
+    except AethrError as exc:
+        if tree is not None:  # the boundary prints the message, after the run's own report
+            exc.message += f"\n  the run's worktree is kept at {tree.where}: the resume goes on there"
         raise
     finally:
         runstore.release(path, held, finished=finished)

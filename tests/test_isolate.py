@@ -330,3 +330,34 @@ def test_a_preview_and_a_mock_run_describe_the_isolation_and_make_nothing(tmp_pa
     only_the_checkout(repo)
     plain = aethr("run", "task", "--apply", "--no-isolate", cwd=repo)
     assert plain.code == 2 and "--isolate" in plain.err
+
+
+def test_an_interrupt_keeps_the_worktree_for_the_resume(tmp_path: Path, clean_env: Path) -> None:
+    repo, out = project(tmp_path), tmp_path / "marks"
+    out.mkdir()
+    (repo / "one.yaml").write_text(EDIT_THEN_REVIEW.format(name="one", out=out))
+    proc = _start(repo, "--isolate", "-c", "one.yaml")
+    wait_until(lambda: (out / "one-ready").exists() or proc.poll() is not None, "the run has edited")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=ceiling(60))
+    assert proc.returncode == 130, stderr
+    tree = _kept_tree(clean_env)
+    assert f"worktree is kept at {tree}" in stderr and (tree / "one.txt").exists()
+    assert not (repo / "one.txt").exists()
+    (out / "go").touch()
+    resumed = aethr("run", "--resume-checkpoint", "last", "--exec-commands", "-c", "one.yaml", cwd=repo)
+    assert resumed.code == 0, resumed.both
+    assert not tree.exists()
+    only_the_checkout(repo)
+
+
+def test_isolation_needs_a_repository_with_a_commit(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    write_workflow(plain, ONE_STEP.format(extra="", run="'true'"))
+    outside = aethr("run", "task", "--isolate", "--exec-commands", cwd=plain)
+    assert outside.code == 4 and "needs a git repository" in outside.err, outside.both
+    git(plain, "init", "-q")
+    empty = aethr("run", "task", "--isolate", "--exec-commands", cwd=plain)
+    assert empty.code == 4 and "no commit yet" in empty.err, empty.both
+    assert "Traceback" not in outside.err + empty.err
