@@ -107,6 +107,7 @@ def test_schema_is_json_and_matches_the_shipped_file(tmp_path: Path) -> None:
         "env_passthrough",
         "prices",
         "params",
+        "isolate",
         "steps",
     }
     assert schema["additionalProperties"] is False
