@@ -124,3 +124,14 @@ def test_an_agents_note_of_its_changes_never_ends_an_until_contains_loop(repo: P
     assert outputs == ["not finished\n", "not finished\n"], "the step's output is the agent's reply only"
     saved = json.loads(Path(resume_path(result.err)).read_text())
     assert all("[aethr]" not in r["output"] for r in saved["results"]), "nor in the checkpoint"
+
+
+def test_an_agent_that_reports_no_cost_needs_a_priced_model_under_a_cap(repo: Path, tmp_path: Path) -> None:
+    text = AGENT_LOOP.format(repeat="").replace("backend: claude", "backend: codex")
+    write_workflow(repo, text.replace("anthropic:claude-sonnet-4-5", "openai:team-model"))
+    agent = shell_script(tmp_path / "codex", "touch ran; exit 1")
+    env = {"AETHR_LIVE": "1", "AETHR_CODEX_BIN": str(agent), "OPENAI_API_KEY": "sk-test-0123456789"}
+    result = aethr("run", "task", "--max-cost", "1", cwd=repo, env=env)
+    assert result.code == 4, result.both
+    assert "step 'implement' runs codex with openai/team-model, which reports no cost" in result.err
+    assert not (repo / "ran").exists(), "refused before the run"
