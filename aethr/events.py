@@ -26,7 +26,7 @@ class Usage:
     known (an unpriced model: never silently $0). `at_least` marks a floor: part of the
     cost is unknown (a call cut off mid-way, a retried timeout, an unpriced part), so
     more may have been spent. Adding an unknown part never erases what is known: the sum
-    keeps the known cost and becomes a floor. `estimated`: the token counts are aethr's
+    keeps the known cost and becomes a floor (of $0 it stays unknown). `estimated`: the token counts are aethr's
     own estimate (4 characters a token), as the provider reported none.
     """
 
@@ -42,6 +42,8 @@ class Usage:
         else:
             cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
         partial = (self.cost_usd is None) != (other.cost_usd is None)  # one side known, one not
+        if partial and not cost:
+            cost, partial = None, False  # a floor of $0 says nothing: the cost is unknown
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,

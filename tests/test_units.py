@@ -117,7 +117,7 @@ def test_model_name_mapping(given: str, expected: str) -> None:
 USAGE_SUMS = [
     (Usage(1, 2, 0.5), Usage(3, 4, 0.25), Usage(4, 6, 0.75)),
     (Usage(1, 2, 0.5), Usage(3, 4, None), Usage(4, 6, 0.5, at_least=True)),  # unknown never erases the known
-    (Usage(1, 2, None), Usage(0, 0, 0.0), Usage(1, 2, 0.0, at_least=True)),
+    (Usage(1, 2, None), Usage(0, 0, 0.0), Usage(1, 2, None)),  # a floor of $0 is no news: unknown
     (Usage(1, 2, None), Usage(3, 4, None), Usage(4, 6, None)),  # nothing known: unknown
     (Usage(1, 1, 0.1, at_least=True), Usage(1, 1, 0.1), Usage(2, 2, 0.2, at_least=True)),
     (Usage(1, 1, 0.1, estimated=True), Usage(1, 1, 0.1), Usage(2, 2, 0.2, estimated=True)),
