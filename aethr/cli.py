@@ -7,7 +7,6 @@ messages and exit codes. Imported only by the boundary.
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,92 +14,37 @@ import typer
 
 from aethr import CONFIG_NAME, __version__
 from aethr.cli_isolate import AllowSharedOpt, ApplyOpt, BranchOpt, IsolateOpt
-from aethr.errors import AethrError, OutputClosed, UsageError
-
-_EPILOG = """\b
-Modes: unless AETHR_LIVE=1 or AETHR_MODEL is set, a run is a mock run
-(deterministic replies: no model is called, no agent starts, no run: step
-runs unless --exec-commands). AETHR_LIVE=1 calls the models the workflow
-names; AETHR_MODEL=provider:model calls that one model for every step.
-run --show-prompt prints every prompt, --estimate what each step will cost;
-neither calls anything.
-
-\b
-Environment: AETHR_LIVE, AETHR_MODEL, AETHR_TIMEOUT (a whole call),
-AETHR_FIRST_BYTE_TIMEOUT (until a model's first chunk), AETHR_IDLE_TIMEOUT
-(a silent stream), AETHR_MAX_COST, AETHR_MOCK_RESPONSES, AETHR_<AGENT>_BIN,
-AETHR_EDITOR, NO_COLOR, CI (never ask, no colours), GITHUB_ACTIONS (::error
-lines), GITHUB_STEP_SUMMARY (append a summary), provider keys
-(OPENAI_API_KEY, ...) and base URLs (OPENAI_API_BASE, ...); the project's
-.env is read too.
-
-\b
-Exit codes: 0 success, 1 a step failed, 2 usage, 3 invalid workflow or
-checkpoint, 4 environment not ready, 5 a loop ran out of passes (or, with
---fail-on-revise, the final review says revise or gives no verdict), 6 the
-spend cap was reached,
-70 internal error (a bug), 130 interrupted. Under --json the last line is
-always `run_finished`, with the exit code, status and verdict.
-"""
-
-
-class OutputFormat(StrEnum):
-    md = "md"
-    json = "json"
-    github_review = "github-review"
-    sarif = "sarif"
-
-
-ContextOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--context", metavar="SOURCE", help="Add a context source to every model and agent step (repeatable)."
-    ),
-]
-EstimateOpt = Annotated[
-    bool, typer.Option("--estimate", help="Print what each step will cost (tokens, USD); call nothing.")
-]
-MaxCostOpt = Annotated[
-    float | None, typer.Option("--max-cost", metavar="USD", help="Stop the run at this spend in USD (exit 6).")
-]
-ResumeOpt = Annotated[
-    str | None, typer.Option("--resume-checkpoint", help="Continue a failed run: a checkpoint path, @PATH, or 'last'.")
-]
-ForceResumeOpt = Annotated[
-    bool, typer.Option("--force-resume", help="Resume even if the repository changed since the checkpoint.")
-]
-ExecCommandsOpt = Annotated[
-    bool, typer.Option("--exec-commands", help="In a mock run, run the workflow's run: steps for real.")
-]
-PresetOpt = Annotated[
-    str | None, typer.Option("--preset", help="Run a built-in preset; writes no file (`aethr init --list`).")
-]
-ParamOpt = Annotated[
-    list[str] | None,
-    typer.Option("--param", "-p", metavar="NAME=VALUE", help="A workflow parameter, NAME=VALUE (repeatable)."),
-]
-SaveOpt = Annotated[
-    Path | None, typer.Option("--save-workflow", help="Once the run finishes, save its workflow here (promotion).")
-]
-FailOnReviseOpt = Annotated[
-    bool, typer.Option("--fail-on-revise", help="Exit 5 unless the final review says pass (a CI gate).")
-]
-OutputOpt = Annotated[
-    Path | None, typer.Option("--output", help="Write the final text and verdict here, even on failure.")
-]
-OutputFormatOpt = Annotated[OutputFormat, typer.Option("--output-format", help="The --output file's format.")]
-DiffRangeOpt = Annotated[
-    str | None, typer.Option("--diff-range", metavar="RANGE", help="The pull request's diff, for github-review.")
-]
-ReviewOpt = Annotated[Path | None, typer.Option("--review-output", help="Also write the github-review JSON here.")]
-SummaryOpt = Annotated[
-    bool, typer.Option("--summary-include-output", help="Put model text in $GITHUB_STEP_SUMMARY too.")
-]
+from aethr.cli_options import (
+    EPILOG,
+    ConfigOpt,
+    ContextOpt,
+    DiffRangeOpt,
+    EstimateOpt,
+    ExecCommandsOpt,
+    FailOnReviseOpt,
+    ForceResumeOpt,
+    ForceSaveOpt,
+    JsonOpt,
+    MaxCostOpt,
+    OutputFormat,
+    OutputFormatOpt,
+    OutputOpt,
+    ParamOpt,
+    PresetOpt,
+    ResumeOpt,
+    ReviewOpt,
+    SaveOpt,
+    ShowPromptOpt,
+    SummaryOpt,
+    TaskArg,
+    VerboseOpt,
+)
+from aethr.errors import AethrError, UsageError
 
 app = typer.Typer(
     name="aethr",
     help="Run explicit AI coding workflows written in YAML.",
-    epilog=_EPILOG,
+    epilog=EPILOG,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -132,13 +76,6 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and checkpoint JSON.")] = False,
 ) -> None:
     _set_verbose(verbose)
-
-
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and checkpoint JSON.")]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="The workflow file (default: .aethr.yaml here or above)."),
-]
 
 
 def _set_verbose(value: bool) -> None:
@@ -232,14 +169,12 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-@app.command(epilog=_EPILOG)
+@app.command(epilog=EPILOG)
 def run(
-    task: Annotated[str | None, typer.Argument(help="What to do. Omit it to write it in your editor.")] = None,
+    task: TaskArg = None,
     config: ConfigOpt = None,
-    show_prompt: Annotated[
-        bool, typer.Option("--show-prompt", help="Print every step's prompt; call no model.")
-    ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="One JSON event per line on stdout.")] = False,
+    show_prompt: ShowPromptOpt = False,
+    json_: JsonOpt = False,
     estimate: EstimateOpt = False,
     max_cost: MaxCostOpt = None,
     resume_checkpoint: ResumeOpt = None,
@@ -249,7 +184,7 @@ def run(
     context: ContextOpt = None,
     param: ParamOpt = None,
     save_workflow: SaveOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Let --save-workflow replace a file.")] = False,
+    force: ForceSaveOpt = False,
     fail_on_revise: FailOnReviseOpt = False,
     output: OutputOpt = None,
     output_format: OutputFormatOpt = OutputFormat.md,
@@ -288,10 +223,7 @@ def run(
         report=ReportOptions(json_, output, output_format.value, summary_include_output, diff_range, review_output),
         isolation=isolation.Asked(isolate, apply, branch, allow_shared_tree),
     )
-    try:
-        runner.run_command(options)
-    except BrokenPipeError:
-        raise OutputClosed from None  # not an OSError, so Typer does not turn it into exit 1
+    runner.run_command(options)
 
 
 @app.command()

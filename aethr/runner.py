@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import checkpoint, effective, isolation, sensitive, session
+from aethr import checkpoint, editor, effective, isolation, sensitive, session
 from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends.router import Backends
@@ -51,47 +51,6 @@ class RunOptions(NamedTuple):
     report: ReportOptions = ReportOptions()  # --output, the step summary
 
 
-_TASK_TEMPLATE = "\n# Write the task above. Lines starting with '#' are ignored; an empty task aborts.\n"
-
-
-def ask_task(settings: Settings) -> str:
-    """Open the user's editor on a temporary file and return what they wrote.
-    Raises UsageError with no terminal, no editor, or an empty task."""
-    if not sys.stdin.isatty() or settings.unattended:
-        why = " (CI is set: aethr never waits for a person there)" if settings.unattended else ""
-        raise UsageError(f"no task given{why}", hint='pass it as an argument: aethr run "what to do"')
-    import shlex
-    import subprocess
-    import tempfile
-
-    editor = settings.editor or "vi"
-    with tempfile.TemporaryDirectory(prefix="aethr-task-") as folder:
-        path = Path(folder) / "TASK.md"
-        path.write_text(_TASK_TEMPLATE, encoding="utf-8")
-        try:
-            child = subprocess.Popen([*shlex.split(editor), str(path)])
-        except OSError as exc:
-            raise UsageError(
-                f"cannot start the editor {editor!r}: {exc.strerror or exc}",
-                hint="set AETHR_EDITOR or EDITOR, or pass the task as an argument",
-            ) from None
-        try:
-            code = child.wait()
-        except KeyboardInterrupt:
-            # A SIGTERM reaches aethr alone (Ctrl-C reaches the editor too): end the editor as well.
-            child.terminate()
-            child.wait()
-            raise
-        if code != 0:
-            raise UsageError(f"the editor {editor!r} exited with status {code}; nothing was run")
-        text = path.read_text(encoding="utf-8", errors="replace")
-    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
-    task = "\n".join(lines).strip()
-    if not task:
-        raise UsageError("the task is empty: nothing to do")
-    return task
-
-
 def _sink(options: RunOptions, settings: Settings) -> EventSink:
     from aethr import render
 
@@ -111,7 +70,14 @@ def _sink(options: RunOptions, settings: Settings) -> EventSink:
 
 def run_command(options: RunOptions) -> None:
     """Run (or resume, or preview) the workflow, then report how it ended (`report`), whatever
-    the ending. Raises AethrError subclasses."""
+    the ending. Raises AethrError subclasses; a closed stdout is OutputClosed."""
+    try:
+        _reported(options)
+    except BrokenPipeError:
+        raise OutputClosed from None  # not an OSError, so Typer does not turn it into exit 1
+
+
+def _reported(options: RunOptions) -> None:
     report = Report(options.report, os.environ)
     try:
         _run(options, report)
@@ -141,23 +107,38 @@ def run_command(options: RunOptions) -> None:
     report.close(0, None)
 
 
-def _run(options: RunOptions, report: Report) -> None:
+class _Inputs(NamedTuple):
+    """What a run is given, read and checked before anything runs."""
+
+    source: effective.Source
+    workflow: Workflow  # the file or preset with --context, before values: its digest is the checkpoint's
+    settings: Settings
+    state: checkpoint.RunState | None  # the checkpoint's state, on a resume
+    resumed: Path | None  # the checkpoint's path, on a resume
+    values: dict[str, params_mod.Value]
+
+
+def _inputs(options: RunOptions) -> _Inputs:
+    """The workflow, settings, checkpoint and parameter values of the run. Raises AethrError."""
     if options.max_cost is not None and not 0 < options.max_cost < float("inf"):
         raise UsageError(f"--max-cost {options.max_cost:g}: a spend cap is a positive number of USD")
     given = effective.source(Path.cwd(), options.config, options.preset)
-    config_path, root = given.config_path, given.project.root
     workflow = effective.with_context(given.workflow, options.context)
     settings = _settings(given.project.dotenv, workflow, options)
-    show_prompt = options.show_prompt or options.estimate  # an estimate is a preview, shown as a table
-    if show_prompt and options.resume:
+    if (options.show_prompt or options.estimate) and options.resume:
         raise UsageError("--show-prompt and --estimate do not go together with --resume-checkpoint")
-    task = options.task
-    state, checkpoint_path, settings = _resumed(options, workflow, root, given.label, settings)
-    values = _values(options, workflow, root, settings, state)
-    if _promoted_early(options, workflow, values, settings, state):
+    state, resumed, settings = _resumed(options, workflow, given.project.root, given.label, settings)
+    values = _values(options, workflow, given.project.root, settings, state)
+    return _Inputs(given, workflow, settings, state, resumed, values)
+
+
+def _run(options: RunOptions, report: Report) -> None:
+    got = _inputs(options)
+    settings, state, values, root = got.settings, got.state, got.values, got.source.project.root
+    if _promoted_early(options, got.workflow, values, settings, state):
         return
-    raw, raw_digest = workflow, workflow.digest()  # of the file (and --context), before substitution
-    workflow = effective.with_values(workflow, values)
+    show_prompt = options.show_prompt or options.estimate  # an estimate is a preview, shown as a table
+    workflow = effective.with_values(got.workflow, values)
     uses_litellm = settings.live and not show_prompt and any(s.kind == "model" for s in workflow.steps)
     if uses_litellm:
         from aethr.backends.live import preload
@@ -170,36 +151,42 @@ def _run(options: RunOptions, report: Report) -> None:
     cap = min(caps) if caps else None  # the lowest cap wins
     if cap is not None and not show_prompt:
         budget.check(cap, backends, state.spent if state is not None else Usage())
-    task = _task(task, settings) if state is None else task
+    task = editor.task_of(options.task, settings) if state is None else options.task
     if not uses_litellm:
         # A live model run re-enables it after the first call (backends.live), so that the
         # LiteLLM import in the background is not collected through.
         gc.freeze()
         gc.enable()
     sink: EventSink = report.wrap(_sink(options, settings))
-    if not show_prompt:
-        sink = with_progress(sink, settings, json=options.json_output, cap=cap)
-    if show_prompt:
-        from aethr import estimate
-
-        sink = estimate.Estimating(sink, workflow, backends, {})
-    leave_out = config_path.resolve().relative_to(root).as_posix()
+    leave_out = got.source.config_path.resolve().relative_to(root).as_posix()
     if show_prompt:
         assert task is not None
-        sink = AfterStart(sink, _preview_notes(values, isolated))
-        executor = Executor(workflow, root, backends, sink, None, config_file=leave_out)
-        preview = executor.run(executor.new_state(task))
-        if options.save_workflow is not None:
-            _promote(options, raw, values, settings, preview.task, settings.model_override)
+        shown = AfterStart(_estimating(sink, workflow, backends), _preview_notes(values, isolated))
+        _preview(options, got, Executor(workflow, root, backends, shown, None, config_file=leave_out), task)
         return
-    state = state or _new_state(task, workflow.workflow, raw_digest, settings, values)
-    where = session.where(root, config_path, isolated, backends, options.isolation, sink)
+    sink = with_progress(sink, settings, json=options.json_output, cap=cap)
+    state = state or _new_state(task, workflow.workflow, got.workflow.digest(), settings, values)
+    where = session.where(root, got.source.config_path, isolated, backends, options.isolation, sink)
     make = functools.partial(Executor, workflow, backends=backends, sink=sink, config_file=leave_out, cap=cap)
-    session.run(make, workflow, state, where, checkpoint_path, options.force_resume, report)
+    session.run(make, workflow, state, where, got.resumed, options.force_resume, report)
     if options.save_workflow is not None:
-        _promote(options, raw, values, settings, state.task, state.model_override)
+        _promote(options, got.workflow, values, settings, state.task, state.model_override)
     if options.fail_on_revise:
         report.gate()
+
+
+def _estimating(sink: EventSink, workflow: Workflow, backends: Backends) -> EventSink:
+    """A preview's sink: with --estimate, each step's cost is added as its prompt is shown."""
+    from aethr import estimate
+
+    return estimate.Estimating(sink, workflow, backends, {})
+
+
+def _preview(options: RunOptions, got: _Inputs, executor: Executor, task: str) -> None:
+    """--show-prompt and --estimate: every step's prompt (and cost) shown; nothing is called."""
+    preview = executor.run(executor.new_state(task))
+    if options.save_workflow is not None:
+        _promote(options, got.workflow, got.values, got.settings, preview.task, got.settings.model_override)
 
 
 def _new_state(
@@ -219,15 +206,6 @@ def _settings(dotenv: Path, workflow: Workflow, options: RunOptions) -> Settings
     settings = settings_mod.load(dotenv, keys)._replace(exec_commands=options.exec_commands)
     sensitive.use(settings.secrets)
     return settings
-
-
-def _task(task: str | None, settings: Settings) -> str:
-    """The task of a new run: the argument, or written in the editor."""
-    if task is None:
-        return ask_task(settings)
-    if not task.strip():
-        raise UsageError("the task is empty: nothing to do")
-    return task
 
 
 def _resumed(
