@@ -87,8 +87,6 @@ def load(dotenv: Path, key_variables: tuple[str, ...] = ()) -> Settings:
         problem = model_problem(override)
         if problem:
             raise UsageError(f"AETHR_MODEL={override!r}: {problem}", hint="fix or unset AETHR_MODEL")
-    from aethr.agents import AGENTS
-
     timeout = _seconds(env, "AETHR_TIMEOUT", DEFAULT_TIMEOUT)
     mock = env.get("AETHR_MOCK_RESPONSES", "").strip()
     return Settings(
@@ -99,9 +97,7 @@ def load(dotenv: Path, key_variables: tuple[str, ...] = ()) -> Settings:
         max_cost=_seconds(env, "AETHR_MAX_COST", 0.0, what="amount of USD") if env.get("AETHR_MAX_COST") else None,
         idle_timeout=_seconds(env, "AETHR_IDLE_TIMEOUT", DEFAULT_IDLE),
         mock_responses=Path(mock) if mock else None,
-        agent_bins=tuple(
-            (agent.name, env[agent.bin_variable].strip()) for agent in AGENTS if env.get(agent.bin_variable, "").strip()
-        ),
+        agent_bins=_agent_bins(env),
         no_color="NO_COLOR" in env,
         dumb_terminal=env.get("TERM", "").strip() == "dumb",
         heartbeat=0.0
@@ -114,6 +110,13 @@ def load(dotenv: Path, key_variables: tuple[str, ...] = ()) -> Settings:
         # Every value in the file counts, loaded or not: an agent can read the file itself.
         secrets=collect(env, key_variables, in_file),
     )
+
+
+def _agent_bins(env: os._Environ[str]) -> tuple[tuple[str, str], ...]:
+    """(agent, executable) for each agent whose `AETHR_<AGENT>_BIN` is set (the registry's rows)."""
+    from aethr.agents import AGENTS
+
+    return tuple((a.name, env[a.bin_variable].strip()) for a in AGENTS if env.get(a.bin_variable, "").strip())
 
 
 def _seconds(env: os._Environ[str], name: str, default: float, what: str = "number of seconds") -> float:
