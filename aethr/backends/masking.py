@@ -32,6 +32,8 @@ class Masked:
         self.secrets = secrets
         self.edits_tree = inner.edits_tree
         self.free = inner.free
+        # The spend cap asks whether an agent reports its own cost: the wrapper must not hide it.
+        self.reports_cost: bool = getattr(inner, "reports_cost", False)
 
     def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
         try:
