@@ -228,7 +228,9 @@ def run(
 
 @app.command()
 def checkpoints(
-    prune: Annotated[bool, typer.Option("--prune", help="Remove every kept checkpoint no running run holds.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove every kept checkpoint no running run holds, with its worktree.")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """List this project's kept checkpoints, newest first (or prune them)."""
@@ -240,19 +242,24 @@ def checkpoints(
 
         typer.echo(prune_message(root, runstore.prune(root)))
         return
+    from aethr.isolation import stray_trees
+
     kept = runstore.kept(root)
     if not kept:
         typer.echo(f"No checkpoints of {root}.")
-        return
     for item in kept:
+        tree = ""
         try:
             state = checkpoint.load(item.path)
             where = f"after '{state.results[-1].step_id}'" if state.results else "before the first step"
             about = f"{state.mode:<4}  {where:<28}  {' '.join(state.task.split())[:50]}"
+            tree = f"\n          worktree {state.worktree['path']}" if state.worktree else ""
         except AethrError:
             about = "unreadable (garbled or from another version)"
         running = "  (running)" if item.running else ""
-        typer.echo(f"{_age(item.age_seconds):>8}  {about}{running}\n          {item.path}")
+        typer.echo(f"{_age(item.age_seconds):>8}  {about}{running}\n          {item.path}{tree}")
+    for stray in stray_trees(root):
+        typer.echo(f"{'':>8}  worktree of a run that ended before its first checkpoint\n          {stray}")
 
 
 def _age(seconds: float) -> str:

@@ -175,6 +175,16 @@ def leave(tree: Tree) -> None:
     worktree.remove(tree.top, tree.where)
 
 
+def stray_trees(root: Path) -> list[Path]:
+    """Worktree folders of this project with no checkpoint beside them whose run is over (one
+    SIGKILLed before its first checkpoint): `aethr checkpoints` lists them, `--prune` clears them."""
+    from aethr import runstore
+
+    folder = runstore.folder_for(root)
+    found = sorted(folder.glob("*.tree")) if folder.is_dir() else []
+    return [p for p in found if not p.with_suffix(".json").exists() and not runstore.in_use(p.with_suffix(".json"))]
+
+
 def prune(root: Path, checkpoints: list[Path]) -> int:
     """Remove the worktrees of the pruned `checkpoints`, and any worktree folder beside them whose
     run no longer holds its lock (a run SIGKILLed before its first checkpoint). The count removed."""

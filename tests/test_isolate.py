@@ -9,9 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import aethr, ceiling, git, make_repo, shell_script, wait_until, write_workflow
+from tests.fake_openai import FakeOpenAI
 
 ONE_STEP = """\
 workflow: iso
@@ -63,9 +68,11 @@ def checkout_state(repo: Path) -> dict[str, object]:
     }
 
 
-def only_the_checkout(repo: Path) -> None:
+def only_the_checkout(repo: Path, branches: tuple[str, ...] = ("main",)) -> None:
+    """What a run leaves: `git worktree list` holds the checkout alone, `git branch` these."""
     listed = git(repo, "worktree", "list", "--porcelain")
-    assert listed.count("worktree ") == 1, listed
+    assert listed.count("worktree ") == 1 and f"worktree {repo}\n" in listed, listed
+    assert git(repo, "branch", "--list", "--format=%(refname:short)").split() == list(branches)
 
 
 def finished(out: str) -> dict[str, object]:
@@ -109,40 +116,72 @@ steps:
     role: implementer
     backend: claude
 """
-RESULT = '{"type": "result", "subtype": "success", "is_error": false, "result": "done", "total_cost_usd": 0}'
+# Read before the autouse fixture clears the environment (`make test` sets it; see test_agents).
+CLAUDE = os.environ.get("AETHR_TEST_CLAUDE", "")
 
 
-def test_an_agent_works_in_the_worktree_while_the_user_edits_the_checkout(tmp_path: Path) -> None:
-    repo, out = project(tmp_path), tmp_path / "agent-out"
-    out.mkdir()
-    body = f"cat >/dev/null\npwd > {out}/pwd\ntouch {out}/started\n"
-    body += f"while [ ! -e {out}/go ]; do sleep 0.05; done\necho agent >> b.txt\necho '{RESULT}'"
-    agent = shell_script(tmp_path / "claude", body)
+class Gated(FakeOpenAI):
+    """The loopback fake, holding every model call until `go` is set: the agent is then
+    running, and the test edits the checkout meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.called, self.go = threading.Event(), threading.Event()
+
+    def next_behaviour(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        self.called.set()
+        self.go.wait(ceiling(120))
+        return super().next_behaviour(body, headers)
+
+
+def test_claude_code_works_in_the_worktree_while_the_user_edits_the_checkout(tmp_path: Path, clean_env: Path) -> None:
+    if not Path(CLAUDE).is_file() and os.environ.get("CI") != "true":
+        pytest.skip("set AETHR_TEST_CLAUDE to the claude binary (`make test` installs it)")
+    repo = project(tmp_path)
     write_workflow(repo, AGENT)
-    env = {"AETHR_LIVE": "1", "AETHR_CLAUDE_BIN": str(agent), "ANTHROPIC_API_KEY": "sk-test-x"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aethr", "run", "task", "--json"],
-        cwd=repo,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_until(lambda: (out / "started").exists() or proc.poll() is not None, "the agent starts")
-    (repo / "a.txt").write_text("the user's edit while the agent runs\n")
-    (repo / "mine.txt").write_text("new\n")
-    made = checkout_state(repo)
-    made.pop("worktrees")  # the run's worktree is listed while it runs
-    (out / "go").touch()
-    stdout, stderr = proc.communicate(timeout=ceiling(120))
+    git(repo, "add", ".aethr.yaml")
+    git(repo, "commit", "-qm", "workflow")
+    server = Gated().start()
+    env = {
+        "AETHR_LIVE": "1",
+        "AETHR_CLAUDE_BIN": CLAUDE,
+        "ANTHROPIC_API_KEY": "sk-test-agent-0123456789",
+        "ANTHROPIC_BASE_URL": server.base_url.removesuffix("/v1"),
+    }
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aethr", "run", "change b to x", "--json"],
+            cwd=repo,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: server.called.is_set() or proc.poll() is not None, "Claude Code calls the model")
+        tree = _kept_tree(clean_env)
+        target = str(tree / "b.txt")
+        server.script = [
+            {"kind": "tool", "name": "Read", "arguments": {"file_path": target}},
+            {"kind": "tool", "name": "Edit", "arguments": {"file_path": target, "old_string": "b", "new_string": "x"}},
+            {"kind": "stream", "text": "I changed b.txt."},
+        ]
+        (repo / "a.txt").write_text("the user's edit while the agent runs\n")
+        (repo / "mine.txt").write_text("new\n")
+        made = checkout_state(repo)
+        made.pop("worktrees")  # the run's worktree is listed while it runs
+        server.go.set()
+        stdout, stderr = proc.communicate(timeout=ceiling(180))
+    finally:
+        server.go.set()
+        server.stop()
     assert proc.returncode == 0, stdout + stderr
     now = checkout_state(repo)
     now.pop("worktrees")
     assert now == made, "byte-identical to what the test made it"
-    assert Path((out / "pwd").read_text().strip()) != repo, "the agent ran in the worktree"
     patch = Path(str(finished(stdout)["patch"]))
+    assert "-b\n+x" in patch.read_text() and "a.txt" not in patch.read_text(), patch.read_text()
     git(repo, "apply", str(patch))
-    assert (repo / "b.txt").read_text() == "b\nagent\n"
+    assert (repo / "b.txt").read_text() == "x\n", "the patch reproduces the agent's edit"
     assert (repo / "a.txt").read_text() == "the user's edit while the agent runs\n"
     only_the_checkout(repo)
 
@@ -239,13 +278,16 @@ def test_a_failure_keeps_the_worktree_the_resume_goes_on_there_and_prune_removes
     (out / "pass").unlink()
     assert aethr("run", "task", "--exec-commands", cwd=repo).code == 1
     tree = _kept_tree(clean_env)
+    listed = aethr("checkpoints", cwd=repo)
+    assert f"{tree.with_suffix('.json')}\n          worktree {tree}\n" in listed.out, listed.both
     pruned = aethr("checkpoints", "--prune", cwd=repo)
     assert pruned.code == 0 and "1 worktree(s)" in pruned.out, pruned.both
     assert not tree.exists()
     only_the_checkout(repo)
 
 
-def test_after_a_sigkill_prune_clears_the_worktree(tmp_path: Path, clean_env: Path) -> None:
+@pytest.mark.parametrize("checkpointed", [True, False], ids=["named-by-its-checkpoint", "before-its-checkpoint"])
+def test_after_a_sigkill_prune_clears_the_worktree(tmp_path: Path, clean_env: Path, checkpointed: bool) -> None:
     repo, out = project(tmp_path), tmp_path / "marks"
     out.mkdir()
     (repo / "one.yaml").write_text(EDIT_THEN_REVIEW.format(name="one", out=out))
@@ -255,9 +297,17 @@ def test_after_a_sigkill_prune_clears_the_worktree(tmp_path: Path, clean_env: Pa
     proc.communicate(timeout=ceiling(60))
     tree = _kept_tree(clean_env)
     assert str(tree) in git(repo, "worktree", "list"), "the SIGKILLed run's worktree is still there"
+    if checkpointed:
+        shown = f"{tree.with_suffix('.json')}\n          worktree {tree}\n"
+    else:  # what a kill between making the worktree and the first checkpoint write leaves
+        tree.with_suffix(".json").unlink()
+        shown = f"before its first checkpoint\n          {tree}\n"
+    listed = aethr("checkpoints", cwd=repo)
+    assert shown in listed.out, listed.both
     pruned = aethr("checkpoints", "--prune", cwd=repo)
     assert pruned.code == 0 and "1 worktree(s)" in pruned.out, pruned.both
-    assert not tree.exists()
+    assert not tree.exists() and not list(tree.parent.glob("*.json"))
+    assert "No checkpoints" in aethr("checkpoints", cwd=repo).out
     only_the_checkout(repo)
 
 
@@ -315,8 +365,7 @@ def test_branch_commits_the_result_and_leaves_head(tmp_path: Path) -> None:
     assert own == ["b.txt"], "the last commit holds the run's own changes"
     again = aethr("run", "task", "--isolate", "--branch", "aethr/result", "--exec-commands", cwd=repo)
     assert again.code == 2 and "exists already" in again.err
-    assert git(repo, "branch", "--list").split() == ["aethr/result", "*", "main"]
-    only_the_checkout(repo)
+    only_the_checkout(repo, ("aethr/result", "main"))
 
 
 def test_a_preview_and_a_mock_run_describe_the_isolation_and_make_nothing(tmp_path: Path, clean_env: Path) -> None:
