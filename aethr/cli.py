@@ -38,6 +38,7 @@ from aethr.cli_options import (
     SummaryOpt,
     TaskArg,
     VerboseOpt,
+    run_options,
 )
 from aethr.errors import AethrError, UsageError
 
@@ -200,29 +201,9 @@ def run(
     """Run the workflow on a task."""
     _set_verbose(verbose)
     Flags.json_output = json_
-    from aethr import isolation, runner
-    from aethr.report import ReportOptions
+    from aethr import runner
 
-    options = runner.RunOptions(
-        task=task,
-        config=config,
-        show_prompt=show_prompt,
-        json_output=json_,
-        resume=resume_checkpoint,
-        force_resume=force_resume,
-        verbose=Flags.verbose,
-        exec_commands=exec_commands,
-        estimate=estimate,
-        max_cost=max_cost,
-        fail_on_revise=fail_on_revise,
-        context=tuple(context or ()),
-        preset=preset,
-        params=tuple(param or ()),
-        save_workflow=save_workflow,
-        force=force,
-        report=ReportOptions(json_, output, output_format.value, summary_include_output, diff_range, review_output),
-        isolation=isolation.Asked(isolate, apply, branch, allow_shared_tree),
-    )
+    options = run_options({**locals(), "verbose": Flags.verbose})
     runner.run_command(options)
 
 

@@ -5,11 +5,15 @@ isolated run's options are `cli_isolate`'s.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from aethr.runner import RunOptions
 
 EPILOG = """\b
 Modes: unless AETHR_LIVE=1 or AETHR_MODEL is set, a run is a mock run
@@ -99,3 +103,39 @@ TaskArg = Annotated[str | None, typer.Argument(help="What to do. Omit it to writ
 ShowPromptOpt = Annotated[bool, typer.Option("--show-prompt", help="Print every step's prompt; call no model.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON event per line on stdout.")]
 ForceSaveOpt = Annotated[bool, typer.Option("--force", help="Let --save-workflow replace a file.")]
+
+
+def run_options(given: Mapping[str, Any]) -> RunOptions:
+    """`aethr run`'s parameters, by the names Typer gives them, as the runner's RunOptions:
+    the report's and the isolation's options grouped, repeated options as tuples."""
+    from aethr import isolation, runner
+    from aethr.report import ReportOptions
+
+    report = ReportOptions(
+        given["json_"],
+        given["output"],
+        given["output_format"].value,
+        given["summary_include_output"],
+        given["diff_range"],
+        given["review_output"],
+    )
+    return runner.RunOptions(
+        task=given["task"],
+        config=given["config"],
+        show_prompt=given["show_prompt"],
+        json_output=given["json_"],
+        resume=given["resume_checkpoint"],
+        force_resume=given["force_resume"],
+        verbose=given["verbose"],
+        exec_commands=given["exec_commands"],
+        estimate=given["estimate"],
+        max_cost=given["max_cost"],
+        fail_on_revise=given["fail_on_revise"],
+        context=tuple(given["context"] or ()),
+        preset=given["preset"],
+        params=tuple(given["param"] or ()),
+        save_workflow=given["save_workflow"],
+        force=given["force"],
+        report=report,
+        isolation=isolation.Asked(given["isolate"], given["apply"], given["branch"], given["allow_shared_tree"]),
+    )

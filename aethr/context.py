@@ -234,6 +234,30 @@ class _GlobNotes:
         return self.lines
 
 
+def _read_match(root: Path, rel: str, budget: _Budget, file_tokens: int, notes: _GlobNotes) -> tuple[str | None, str]:
+    """One file a glob matched: its text for the prompt (None if left out), and what became
+    of it: included, cut (included, truncated), refused (by path or content) or skipped."""
+    refusal = _refusal(root, rel)
+    if refusal:
+        notes.add(refusal)
+        return None, "refused"
+    cap = budget.take(file_tokens)
+    content, note = fileread.read_text(root / rel, cap)
+    if content is None and note.startswith("missing"):
+        notes.deleted.append(rel)  # grouped: a deleted folder is one line, not thousands
+        return None, "skipped"
+    if content is None:
+        notes.add(f"{rel}: {note}")
+        return None, "refused" if note.startswith("refused") else "skipped"  # refused by content: a key
+    kind = "included"
+    if note == "truncated":
+        content += _cut_note(rel, cap, file_tokens)
+        kind = "cut"
+    body = f"--- {rel} ---\n{content}"
+    budget.spend(body)
+    return body, kind
+
+
 def _glob(
     root: Path, source: ContextSource, budget: _Budget, file_tokens: int, files: listing.Listing
 ) -> tuple[str, ContextItem]:
@@ -248,7 +272,7 @@ def _glob(
         return "[no files match]", ContextItem(name, "empty", 0, "no files match")
     parts: list[str] = []
     notes = _GlobNotes(budget)
-    included = refused = cut = 0
+    counts = dict.fromkeys(("included", "cut", "refused", "skipped"), 0)
     stopped = False
     for position, rel in enumerate(candidates):
         if budget.left <= 0:
@@ -257,26 +281,11 @@ def _glob(
             )
             stopped = True
             break
-        refusal = _refusal(root, rel)
-        if refusal:
-            refused += 1
-            notes.add(refusal)
-            continue
-        cap = budget.take(file_tokens)
-        content, note = fileread.read_text(root / rel, cap)
-        if content is None and note.startswith("missing"):
-            notes.deleted.append(rel)  # grouped: a deleted folder is one line, not thousands
-        elif content is None:
-            refused += note.startswith("refused")  # by content (a key): a refusal, not a skip
-            notes.add(f"{rel}: {note}")
-        else:
-            if note == "truncated":
-                content += _cut_note(rel, cap, file_tokens)
-                cut += 1
-            body = f"--- {rel} ---\n{content}"
-            budget.spend(body)
+        body, kind = _read_match(root, rel, budget, file_tokens, notes)
+        counts[kind] += 1
+        if body is not None:
             parts.append(body)
-            included += 1
+    included, cut, refused = counts["included"] + counts["cut"], counts["cut"], counts["refused"]
     listed = notes.finish()
     text = "\n".join([*parts, *(f"[{line}]" for line in listed)])
     if included:

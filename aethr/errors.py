@@ -26,7 +26,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aethr.events import Usage
+    from aethr.usage import Usage
 
 
 class ExitCode(IntEnum):

@@ -39,7 +39,6 @@ from aethr.events import (
     StepPlan,
     StepStarted,
     TextChunk,
-    Usage,
     UsageReported,
 )
 from aethr.fingerprint import Fingerprint
@@ -50,6 +49,7 @@ from aethr.run.prepare import Preparer
 from aethr.run.state import RunState
 from aethr.run.tree import TreeWatch
 from aethr.schema import Step, Workflow
+from aethr.usage import Usage
 
 
 class Durability(NamedTuple):

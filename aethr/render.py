@@ -31,10 +31,9 @@ from aethr.events import (
     StepFinished,
     StepStarted,
     TextChunk,
-    Usage,
     to_dict,
-    usd,
 )
+from aethr.usage import Usage, usd
 
 
 def money(usage: Usage) -> str:

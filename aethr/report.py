@@ -30,8 +30,9 @@ from typing import NamedTuple
 
 from aethr import sensitive
 from aethr.errors import AethrError, ExitCode, NoVerdict, RevisionRequested
-from aethr.events import Event, EventSink, RunFailed, RunFinished, RunStarted, StepFinished, Usage
+from aethr.events import Event, EventSink, RunFailed, RunFinished, RunStarted, StepFinished
 from aethr.fsutil import atomic_write
+from aethr.usage import Usage
 
 
 class ReportOptions(NamedTuple):

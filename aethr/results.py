@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aethr.events import StepFinished, Usage
+from aethr.events import StepFinished
+from aethr.usage import Usage
 
 
 @dataclass(frozen=True)

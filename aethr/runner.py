@@ -19,13 +19,14 @@ from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends.router import Backends
 from aethr.errors import AethrError, InternalError, Interrupted, OutputClosed, UsageError
-from aethr.events import AfterStart, Event, EventSink, Notice, Usage
+from aethr.events import AfterStart, Event, EventSink, Notice
 from aethr.executor import Executor
 from aethr.report import Report, ReportOptions
 from aethr.run import budget
 from aethr.schema import ModelEntry, Param, Workflow
 from aethr.settings import Settings
 from aethr.statusline import for_renderer, on_tty, with_progress
+from aethr.usage import Usage
 
 
 class RunOptions(NamedTuple):

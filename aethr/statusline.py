@@ -20,8 +20,9 @@ import sys
 from typing import IO, TYPE_CHECKING
 
 from aethr.controls import strip_controls
-from aethr.events import Event, EventSink, Progress, TextChunk, usd
+from aethr.events import Event, EventSink, Progress, TextChunk
 from aethr.progress import clock_text, ticking
+from aethr.usage import usd
 
 if TYPE_CHECKING:
     from aethr.settings import Settings

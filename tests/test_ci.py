@@ -303,8 +303,9 @@ def test_fail_on_revise_without_a_loop_exits_5_and_writes_the_output(repo: Path,
 
 @pytest.mark.parametrize("include", [False, True])
 def test_the_step_summary_holds_model_text_only_when_asked(tmp_path: Path, include: bool) -> None:
-    from aethr.events import RunStarted, StepFinished, Usage
+    from aethr.events import RunStarted, StepFinished
     from aethr.report import Report, ReportOptions
+    from aethr.usage import Usage
 
     summary = tmp_path / "summary.md"
     report = Report(ReportOptions(summary_include_output=include), {"GITHUB_STEP_SUMMARY": str(summary)})

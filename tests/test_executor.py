@@ -16,9 +16,10 @@ from aethr.backends import Backend, Completion, Emit, Endpoint, Request
 from aethr.config import parse
 from aethr.context import estimate_tokens
 from aethr.errors import AethrError, InternalError, Interrupted, LoopExhausted, StepFailed
-from aethr.events import Event, LoopIteration, RunFailed, RunFinished, StepFinished, TextChunk, Usage, UsageReported
+from aethr.events import Event, LoopIteration, RunFailed, RunFinished, StepFinished, TextChunk, UsageReported
 from aethr.executor import Durability, Executor
 from aethr.schema import Step
+from aethr.usage import Usage
 
 LOOP = """\
 workflow: w

@@ -13,11 +13,11 @@ import pytest
 from aethr import estimate
 from aethr.config import parse
 from aethr.errors import LoopExhausted
-from aethr.events import Usage
 from aethr.results import StepResult
 from aethr.run.loops import advance
 from aethr.run.state import RunState
 from aethr.schema import Workflow
+from aethr.usage import Usage
 
 REVIEW = """\
 workflow: w

@@ -13,9 +13,9 @@ import pytest
 
 from aethr import conditions, listing, pricing, prompts, sensitive
 from aethr.config import parse
-from aethr.events import Usage
 from aethr.names import litellm_model_name
 from aethr.results import StepResult
+from aethr.usage import Usage
 
 GLOBS = [
     ("*.py", "a.py", True),

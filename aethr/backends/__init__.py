@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from aethr.events import Event, Usage
+from aethr.events import Event
 from aethr.schema import Step
+from aethr.usage import Usage
 
 if TYPE_CHECKING:
     from aethr.structured import OutputSpec

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from aethr import agents, git, pricing, proc, sensitive
 from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.errors import EnvironmentNotReady, StepFailed
-from aethr.events import Notice, TextChunk, Usage, UsageReported
+from aethr.events import Notice, TextChunk, UsageReported
 from aethr.settings import env_value
+from aethr.usage import Usage
 
 if TYPE_CHECKING:
     from aethr.schema import Step

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from aethr.backends import Emit, Request
 from aethr.errors import StepFailed
-from aethr.events import Notice, Usage
+from aethr.events import Notice
+from aethr.usage import Usage
 
 
 def check_whole(request: Request, text: str, reason: object, spent: Usage, emit: Emit) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aethr.backends import Emit, Endpoint, Request
 from aethr.backends.agent import AgentBackend, AgentRun, as_dict, count, relative
 from aethr.errors import EnvironmentNotReady
-from aethr.events import Usage
+from aethr.usage import Usage
 
 if TYPE_CHECKING:
     from aethr.schema import Step

@@ -29,7 +29,8 @@ from aethr import proc, sensitive
 from aethr.backends import CommandSpec, Completion, Emit, Endpoint, Request
 from aethr.controls import strip_controls
 from aethr.errors import EnvironmentNotReady
-from aethr.events import TextChunk, Usage
+from aethr.events import TextChunk
+from aethr.usage import Usage
 
 if TYPE_CHECKING:
     from aethr.schema import Step

@@ -22,22 +22,24 @@ from __future__ import annotations
 import gc
 import logging
 import random
-import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from aethr import pricing, sensitive, settings
-from aethr.backends import Completion, Emit, Endpoint, Request, answers, failures
+from aethr import pricing, settings
+from aethr.backends import Completion, Emit, Endpoint, Request, answers, call_errors, failures
 from aethr.backends import stream as stream_mod
+from aethr.backends.call_errors import provider
 from aethr.backends.failures import StreamCut
-from aethr.backends.stream import Hung, Limits
+from aethr.backends.stream import Limits
 from aethr.context import estimate_tokens
 from aethr.errors import EnvironmentNotReady, StepFailed
-from aethr.events import Retrying, TextChunk, Usage
+from aethr.events import Retrying, TextChunk
+from aethr.usage import Usage
 
 if TYPE_CHECKING:
     from aethr.schema import Step
@@ -82,15 +84,6 @@ def preload() -> None:
     threading.Thread(target=_litellm, name="aethr-litellm-import", daemon=True).start()
 
 
-def _provider(model: str) -> str:
-    return model.split("/", 1)[0] if "/" in model else "openai"
-
-
-def _scrub(text: str) -> str:
-    """Provider text without any key set in the environment, nor anything shaped like a key."""
-    return re.sub(r"\b(sk|key|tok)-[A-Za-z0-9_\-]{8,}", r"\1-****", sensitive.mask(text))
-
-
 class LiteLLMBackend:
     edits_tree = False
     free = False
@@ -108,8 +101,8 @@ class LiteLLMBackend:
         missing = _missing_keys(_litellm(), model)
         if not missing:
             return
-        provider = _provider(model)
-        login = f"aethr auth login {provider}" if provider in AUTH_PROVIDERS else None
+        name = provider(model)
+        login = f"aethr auth login {name}" if name in AUTH_PROVIDERS else None
         fix = f"run `{login}` or " if login else ""
         raise EnvironmentNotReady(
             f"step '{step_id}' uses {model}, which needs {' or '.join(missing)}, and it is not set",
@@ -134,7 +127,7 @@ class LiteLLMBackend:
         spent = Usage()
         stream, hangs = True, 0
         attempts = 1 + (request.endpoint.retries if request.endpoint.retries is not None else ATTEMPTS - 1)
-        if request.endpoint.retries is None and _provider(request.model) == "litellm_proxy":
+        if request.endpoint.retries is None and provider(request.model) == "litellm_proxy":
             attempts = 1  # the gateway retries on its own: three times three would reach the provider
         for attempt in range(1, attempts + 1):
             try:
@@ -147,7 +140,7 @@ class LiteLLMBackend:
                 raise
             except _Streamed as wrapped:
                 _gc_settled()
-                failure = _failure(litellm, wrapped.error, request, attempt, streamed=True)
+                failure = call_errors.failure(litellm, wrapped.error, request, attempt, streamed=True)
                 failure.usage = spent + Usage(estimate_tokens(request.prompt), wrapped.tokens, None)
                 raise failure from None
             except Exception as exc:
@@ -160,7 +153,7 @@ class LiteLLMBackend:
                 final = kind not in failures.RETRIED or attempt >= attempts or hangs > 1 or gateway
                 if final:
                     _gc_settled()
-                    failure = _failure(litellm, exc, request, attempt, streamed=False)
+                    failure = call_errors.failure(litellm, exc, request, attempt, streamed=False)
                     failure.usage = spent
                     raise failure from None
                 delay = failures.retry_after(exc)
@@ -177,7 +170,7 @@ class LiteLLMBackend:
         limits = Limits(endpoint.first_byte, endpoint.idle, request.timeout)
         options = _options(request, stream)
         finish = None
-        if stream and _provider(request.model or "") == "gemini":
+        if stream and provider(request.model or "") == "gemini":
             options["client"], finish = stream_mod.finish_sniffer(b'"finishReason"', endpoint.idle)
         holder: list[Any] = []
 
@@ -196,14 +189,23 @@ class LiteLLMBackend:
 
         chunks = stream_mod.watched(start, limits)
         if not stream:
-            response = next(iter(chunks))
-            choice = response.choices[0]
-            text = getattr(choice.message, "content", None) or ""
-            if not getattr(choice, "finish_reason", None):
-                raise StreamCut("the answer ended without a finish reason")
-            if text:
-                emit(TextChunk(request.step_id, text))
-            return self._finish(request, text, getattr(response, "usage", None), response, choice.finish_reason, emit)
+            return self._whole(request, next(iter(chunks)), emit)
+        return self._streamed(request, chunks, emit, lambda: finish.seen if finish else None, holder)
+
+    def _whole(self, request: Request, response: Any, emit: Emit) -> Completion:
+        """An answer asked for in one piece (a server that ignores streaming)."""
+        choice = response.choices[0]
+        text = getattr(choice.message, "content", None) or ""
+        if not getattr(choice, "finish_reason", None):
+            raise StreamCut("the answer ended without a finish reason")
+        if text:
+            emit(TextChunk(request.step_id, text))
+        return self._finish(request, text, getattr(response, "usage", None), response, choice.finish_reason, emit)
+
+    def _streamed(
+        self, request: Request, chunks: Any, emit: Emit, sniffed: Callable[[], bool | None], holder: list[Any]
+    ) -> Completion:
+        """A streamed answer, each piece shown as it comes; finished only by the provider's own word."""
         parts: list[str] = []
         usage, reason = None, None
         try:
@@ -217,7 +219,8 @@ class LiteLLMBackend:
                 usage = getattr(chunk, "usage", None) or usage
             # LiteLLM's stream wrapper adds a synthetic "stop" when the provider sent no finish
             # reason (a cut connection); only the reason the provider really sent counts.
-            finished = finish.seen if finish else bool(getattr(holder[0], "received_finish_reason", None))
+            seen = sniffed()
+            finished = seen if seen is not None else bool(getattr(holder[0], "received_finish_reason", None))
             if not finished:
                 raise StreamCut("the stream ended without a finish reason (the connection was cut)")
         except Exception as exc:
@@ -251,7 +254,7 @@ def _options(request: Request, stream: bool) -> dict[str, Any]:
 
 
 def _missing_keys(litellm: ModuleType, model: str) -> list[str]:
-    if _provider(model) == "litellm_proxy":
+    if provider(model) == "litellm_proxy":
         # LiteLLM's own check does not ask for the proxy's key; a call without it fails late.
         return [] if settings.env_value("LITELLM_PROXY_API_KEY") else ["LITELLM_PROXY_API_KEY"]
     try:
@@ -285,55 +288,3 @@ def _usage(request: Request, text: str, usage: Any, response: Any) -> Usage:
         if cost is None and model:
             cost = pricing.cost(model, prompt_tokens, completion_tokens)
     return Usage(prompt_tokens, completion_tokens, cost, floor, not all(given))
-
-
-def _timed_out(exc: Exception, request: Request, tries: str) -> tuple[str, str]:
-    """Which time limit ran out, and the variable that raises it."""
-    hung = next((item for item in failures.chain(exc) if isinstance(item, Hung)), None)
-    if hung is None:
-        limit = max(request.endpoint.first_byte, request.endpoint.idle)
-        return f"no answer within {limit:g}s{tries}", "raise AETHR_IDLE_TIMEOUT, then resume"
-    return f"{hung.what} within {hung.seconds:g}s{tries}", f"raise {hung.variable}, then resume"
-
-
-def _failure(litellm: ModuleType, exc: Exception, request: Request, attempts: int, streamed: bool) -> StepFailed:
-    """One message and hint per kind of failure, the same for every provider."""
-    who = f"step '{request.step_id}' (role {request.role}, model {request.model})"
-    tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
-    kind = failures.classify(litellm, exc)
-    status = failures.status_of(exc)
-    said = failures.detail(exc, _scrub)
-    provider = _provider(request.model or "")
-    base = failures.BASE_URL_VARIABLES.get(provider, f"the {provider} base URL")
-    if streamed:
-        what = failures.short(kind, status)
-        return StepFailed(f"{who}: the answer broke off part-way ({what}): {said}", hint="resume to run the step again")
-    table: dict[str, tuple[str, str | None]] = {
-        "auth": (
-            "the provider rejected the API key (401)",
-            f"check the key: `aethr auth status`, then `aethr auth login {provider}`",
-        ),
-        "permission": (
-            f"the key may not use this model (403): {said}",
-            "check the key's access to this model, or choose another in `models:`",
-        ),
-        "not_found": (
-            f"the provider does not know this model or endpoint (404): {said}",
-            f"check `models:` in the workflow (or AETHR_MODEL) and {base}",
-        ),
-        "context": (
-            "the prompt is longer than the model's context window",
-            "narrow the step's context, or use history_visibility: latest or summary",
-        ),
-        "bad_request": (f"the provider refused the request ({status or 400}): {said}", None),
-        "rate_limit": (f"rate limited (429){tries}", "wait a minute, then resume"),
-        "timeout": _timed_out(exc, request, tries),
-        "cut": (f"the stream ended without a finish reason (the connection was cut){tries}", "resume to retry"),
-        "unreachable": (
-            f"cannot reach the provider{tries}",
-            f"check that the server is up and {base}, then resume",
-        ),
-        "server": (f"the provider failed ({status}){tries}: {said}", "resume later"),
-    }
-    message, hint = table.get(kind, (f"the call failed{tries}: {said}", "resume to retry"))
-    return StepFailed(f"{who}: {message}", hint=hint)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from aethr.backends import Completion, Emit, Endpoint, Request
 from aethr.context import estimate_tokens
 from aethr.errors import ConfigError, StepFailed
-from aethr.events import Notice, TextChunk, Usage
+from aethr.events import Notice, TextChunk
 from aethr.prompts import preview_placeholder
+from aethr.usage import Usage
 
 if TYPE_CHECKING:
     from aethr.schema import Step

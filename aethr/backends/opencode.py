@@ -23,8 +23,8 @@ from typing import Any
 from aethr import pricing
 from aethr.backends import Emit, Request
 from aethr.backends.agent import AgentBackend, AgentRun, as_dict, count, relative
-from aethr.events import Usage
 from aethr.settings import env_value
+from aethr.usage import Usage
 
 _PERMISSION_LINE = re.compile(r"permission requested: (?P<what>.+?); auto-rejecting")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aethr import agents
 from aethr.errors import EnvironmentNotReady, UsageError
-from aethr.events import Usage, usd
+from aethr.usage import Usage, usd
 
 if TYPE_CHECKING:
     from aethr.backends.router import Backends

@@ -24,7 +24,7 @@ import math
 from aethr.backends import Request
 from aethr.context import estimate_tokens
 from aethr.errors import SpendCapReached
-from aethr.events import Usage, usd
+from aethr.usage import Usage, usd
 
 Price = tuple[float, float]  # USD per input and per output token
 

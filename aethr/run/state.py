@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from aethr.events import Usage
 from aethr.fingerprint import Fingerprint
 from aethr.results import Artifact, StepResult
+from aethr.usage import Usage
 
 
 def _empty() -> Mapping[str, object]:
