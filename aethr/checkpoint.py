@@ -139,13 +139,14 @@ def _count(value: Any, what: str, least: int = 1) -> int:
     return value
 
 
-def save(path: Path, state: RunState) -> None:
-    """Write atomically with mode 0600: a reader sees the old file or the new one, never half."""
+def save(path: Path, state: RunState, durable: bool = True) -> None:
+    """Write atomically with mode 0600: a reader sees the old file or the new one, never half.
+    `durable`: on disk (fsync) before returning, so a power cut keeps what a live run paid for."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise EnvironmentNotReady(f"cannot create the checkpoint folder {path.parent}: {exc.strerror}") from None
-    atomic_write(path, json.dumps(to_dict(state), indent=1).encode(), mode=0o600)
+    atomic_write(path, json.dumps(to_dict(state), indent=1).encode(), mode=0o600, durable=durable)
 
 
 def load(path: Path) -> RunState:

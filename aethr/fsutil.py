@@ -15,9 +15,10 @@ from pathlib import Path
 from aethr.errors import EnvironmentNotReady
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `path` with `data`, with `mode`. Raises EnvironmentNotReady naming the path
-    and the reason when it cannot (a read-only folder, a folder in the way, a full disk)."""
+    and the reason when it cannot (a read-only folder, a folder in the way, a full disk).
+    `durable` waits until the data is on disk (fsync): what a power cut must not lose."""
     try:
         if path.is_dir():
             raise IsADirectoryError(21, "it is a folder", str(path))
@@ -29,7 +30,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ checkout that may edit files refuses to start beside another live run in the che
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -95,7 +96,10 @@ def _run_in(
         from aethr import resume  # a plain run never imports resuming
 
         resume.check_world(state, work, config, force)
-    executor.durability = Durability(path, checkpoint.save, lambda: fingerprint.take(work, config))
+    # A mock run's checkpoint is written (a SIGKILL can still resume it) but not fsynced: it
+    # paid for nothing, and a successful run deletes it at once.
+    save = checkpoint.save if executor.backends.mode == "live" else functools.partial(checkpoint.save, durable=False)
+    executor.durability = Durability(path, save, lambda: fingerprint.take(work, config))
     executor.run(state, resumed_from=str(resumed) if resumed else None)
 
 

@@ -121,3 +121,28 @@ def test_a_mock_run_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert "aethr.executor" in imported, "the probe sees the run's imports"
     # The estimate, promotion (--save-workflow) and resuming are other commands' work.
     assert not imported & {"aethr.estimate", "aethr.promote", "aethr.resume"}
+
+
+_FSYNCS = (
+    "import os, runpy, sys\n"
+    "real = os.fsync\n"
+    "def counted(fd):\n"
+    "    print('FSYNC', file=sys.stderr)\n"
+    "    real(fd)\n"
+    "os.fsync = counted\n"
+    "sys.argv = ['aethr', *sys.argv[1:]]\n"
+    "runpy.run_module('aethr', run_name='__main__')\n"
+)
+
+
+def _fsyncs(project: Path, *args: str) -> int:
+    proc = subprocess.run([sys.executable, "-c", _FSYNCS, *args], cwd=project, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stderr.count("FSYNC\n")
+
+
+def test_a_successful_mock_run_fsyncs_no_checkpoint(tmp_path: Path) -> None:
+    project = make_repo(tmp_path / "p")
+    assert _fsyncs(project, "init", "custom") > 0, "the probe sees a durable write"
+    write_workflow(project, MOCK_TWO_STEPS)
+    assert _fsyncs(project, "run", "task") == 0
