@@ -31,7 +31,7 @@ def ceiling(seconds: float) -> float:
     return seconds * SLOWDOWN
 
 
-def wait_until(check: Callable[[], object], what: str, seconds: float = 120) -> None:
+def wait_until(check: Callable[[], object], what: str, seconds: float = 300) -> None:
     """Poll `check` until it holds; fail naming `what` if the ceiling passes first (a hang)."""
     deadline = time.monotonic() + ceiling(seconds)
     while not check():

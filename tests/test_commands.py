@@ -165,7 +165,7 @@ def test_a_finished_command_is_not_run_again_after_sigkill(repo: Path, clean_env
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + ceiling(60)
+    deadline = time.monotonic() + ceiling(300)
     while not _processes_running("sleep", marker):
         assert time.monotonic() < deadline, "the second step never started"
         time.sleep(0.05)

@@ -52,7 +52,7 @@ def _threads(pid: int) -> int:
         return 0
 
 
-def _wait_until(check: object, limit: float = 60) -> None:
+def _wait_until(check: object, limit: float = 300) -> None:
     deadline = time.monotonic() + ceiling(limit)
     while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, "the moment to signal never came"

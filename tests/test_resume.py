@@ -107,7 +107,7 @@ def _start(repo: Path, server: FakeOpenAI) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_requests(server: FakeOpenAI, count: int, limit: float = 60) -> None:
+def _wait_for_requests(server: FakeOpenAI, count: int, limit: float = 300) -> None:
     deadline = time.monotonic() + ceiling(limit)
     while len(server.requests) < count:
         assert time.monotonic() < deadline, "the run never reached the expected request"

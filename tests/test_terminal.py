@@ -31,7 +31,7 @@ def run_on_tty(
     )
     os.close(child)
     output = b""
-    deadline = time.monotonic() + ceiling(60)
+    deadline = time.monotonic() + ceiling(300)
     while time.monotonic() < deadline:
         ready, _, _ = select.select([controller], [], [], 0.2)
         if ready:
