@@ -178,3 +178,31 @@ def test_a_stream_masks_a_key_split_at_every_position() -> None:
             shown = [stream.feed(chunk) for chunk in chunks] + [stream.flush()]
             assert "".join(shown) == f"before **** after {secret[:5]} end"
             assert not any(secret[:6] in part for part in shown)
+
+
+def test_a_backend_bug_that_quotes_a_key_is_reported_masked(tmp_path: Path) -> None:
+    """Not aethr's own error (a library's ValueError, say) still passes the door masked, as
+    an internal error, with no cause chained that a --verbose traceback would print raw."""
+    from aethr.backends import Request
+    from aethr.backends.masking import Masked
+    from aethr.errors import InternalError
+    from aethr.secrets import Secrets
+
+    secret = "sk-live-0123456789abcdef"
+
+    class Broken:
+        edits_tree = free = False
+
+        def check_ready(self, *args: object) -> None:
+            raise KeyError(f"no such header: Bearer {secret}")
+
+        def complete(self, request: Request, emit: object) -> None:
+            raise ValueError(f"bad response for key {secret}")
+
+    door = Masked(Broken(), Secrets([secret]))  # type: ignore[arg-type]
+    request = Request("s", "r", "model", "openai/x", "task", "prompt", 10.0, tmp_path)
+    for call in (lambda: door.complete(request, print), lambda: door.check_ready(None, None, tmp_path, None)):  # type: ignore[arg-type]
+        with pytest.raises(InternalError) as raised:
+            call()
+        assert secret not in raised.value.message and "****" in raised.value.message
+        assert raised.value.__cause__ is None and raised.value.__suppress_context__

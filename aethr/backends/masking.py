@@ -2,7 +2,8 @@
 
 `Backends.for_step` wraps each backend in `Masked`, so the executor only ever receives
 masked text: a model's chunks and answer, an agent's text, tool lines and notices, a
-command's output, retry reasons and error messages. The terminal, `--json`, the
+command's output, retry reasons and error messages (aethr's own errors masked in place,
+any other exception turned into a masked internal error). The terminal, `--json`, the
 history, `step:`, `--output`, the step summary and the checkpoint all come after it.
 
 Streamed text goes through one `StreamMask` per call, so a key split across two chunks
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aethr.backends import Backend, Completion, Emit, Endpoint, Request
-from aethr.errors import AethrError
+from aethr.errors import AethrError, InternalError
 from aethr.events import Event, Notice, Retrying, TextChunk
 from aethr.secrets import Secrets
 
@@ -41,6 +42,8 @@ class Masked:
         except AethrError as exc:
             self._mask_error(exc)
             raise
+        except Exception as exc:
+            raise self._bug(exc) from None
 
     def complete(self, request: Request, emit: Emit) -> Completion:
         door = _Door(self.secrets, request.step_id, emit)
@@ -50,6 +53,9 @@ class Masked:
             door.flush()
             self._mask_error(exc)
             raise
+        except Exception as exc:
+            door.flush()
+            raise self._bug(exc) from None
         except BaseException:
             door.flush()  # an interrupt: what was said so far is shown whole
             raise
@@ -60,6 +66,12 @@ class Masked:
             simulated_change=None if completion.simulated_change is None else mask(completion.simulated_change),
             last_lines=tuple(mask(line) for line in completion.last_lines),
         )
+
+    def _bug(self, exc: Exception) -> InternalError:
+        """An exception that is not aethr's own (a bug here or in a library) as an internal
+        error whose text is masked. Its cause is dropped on purpose: a traceback, even under
+        `--verbose`, would print the raw message (a library's error may quote a key)."""
+        return InternalError(self.secrets.mask(f"{type(exc).__name__}: {exc}"))
 
     def _mask_error(self, exc: AethrError) -> None:
         """The error's message and hint, masked in place (it keeps its type, usage and cause)."""
