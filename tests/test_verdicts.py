@@ -143,6 +143,24 @@ def test_an_answer_cut_at_its_length_fails_the_step(repo: Path, server: FakeOpen
     assert "raise `max_output_tokens` on step 'review'" in aethr("run", "task", cwd=repo, env=live(server)).err
 
 
+def test_an_answer_cut_where_the_spend_cap_set_the_limit_says_to_raise_the_cap(repo: Path, server: FakeOpenAI) -> None:
+    """The cap, not the step, lowered max_tokens: raising max_output_tokens would not help."""
+    write_workflow(repo, CUT.replace("    max_output_tokens: 40\n", ""))
+    server.script = [{"kind": "stream", "text": "Found a high bug in app.py; the fix is to", "finish": "length"}]
+    result = aethr("run", "task", "--max-cost", "0.001", cwd=repo, env=live(server))
+    assert result.code == 1, result.both
+    limit = server.requests[0]["max_tokens"]
+    assert 0 < limit < 2000, "the cap (gpt-4o-mini at $0.60/M out) pays for about 1,600 tokens"
+    assert f"cut at {limit} tokens, all that the rest of the spend cap pays for" in result.err
+    assert "raise the spend cap (--max-cost or `max_cost:`)" in result.err
+    assert "max_output_tokens" not in result.err
+    # Where the step's own limit is the lower one, the step's key is the one to raise.
+    write_workflow(repo, CUT)
+    own = aethr("run", "task", "--max-cost", "0.001", cwd=repo, env=live(server))
+    assert own.code == 1 and "cut at its output limit of 40 tokens" in own.err, own.both
+    assert "raise `max_output_tokens` on step 'review'" in own.err
+
+
 def test_a_step_that_allows_a_cut_answer_takes_it_and_says_so(repo: Path, server: FakeOpenAI) -> None:
     write_workflow(repo, CUT + "    allow_truncated: true\n")
     server.script = [{"kind": "stream", "text": "The start of a long answer", "finish": "length"}]

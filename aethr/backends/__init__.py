@@ -38,6 +38,7 @@ class Endpoint(NamedTuple):
     idle: float = 60.0  # seconds between chunks (agents: between events)
     max_tokens: int | None = None  # the step's `max_output_tokens`, sent to the model
     allow_truncated: bool = False  # the step's `allow_truncated`: an answer cut at max_tokens is taken
+    cap_limited: bool = False  # max_tokens is what the rest of the spend cap pays for, below the step's own
 
 
 class CommandSpec(NamedTuple):

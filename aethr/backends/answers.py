@@ -32,15 +32,20 @@ def check_whole(request: Request, text: str, reason: object, spent: Usage, emit:
     if request.endpoint.allow_truncated:
         emit(Notice(request.step_id, f"the answer was cut at {cut}; taken as it is (allow_truncated)"))
         return
+    if request.endpoint.cap_limited:
+        fix = "raise the spend cap (--max-cost or `max_cost:`), then resume"
+    else:
+        fix = f"raise `max_output_tokens` on step '{request.step_id}' in the workflow, then resume"
     raise StepFailed(
         f"{who}: the answer was cut at {cut} (finish reason `length`), so it is not a whole answer",
-        hint=f"raise `max_output_tokens` on step '{request.step_id}' in the workflow, then resume "
-        "(or set `allow_truncated: true` on the step to take a cut answer)",
+        hint=f"{fix} (or set `allow_truncated: true` on the step to take a cut answer)",
         usage=spent,
     )
 
 
 def _limit(request: Request) -> str:
-    """The output limit an answer ran into, in words."""
+    """The output limit an answer ran into, in words: the step's, the spend cap's or the model's."""
     limit = request.endpoint.max_tokens
+    if request.endpoint.cap_limited:
+        return f"{limit} tokens, all that the rest of the spend cap pays for"
     return f"its output limit of {limit} tokens" if limit else "the model's own output limit"

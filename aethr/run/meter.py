@@ -61,8 +61,10 @@ class Meter:
         if price[1] <= 0:
             return request
         most = max(1, math.floor(left / price[1]))
-        limit = min(most, request.endpoint.max_tokens or most)
-        return request._replace(endpoint=request.endpoint._replace(max_tokens=limit))
+        own = request.endpoint.max_tokens
+        if own is not None and own <= most:
+            return request
+        return request._replace(endpoint=request.endpoint._replace(max_tokens=most, cap_limited=True))
 
     def watch(self, step_id: str, step_usage: Usage) -> str | None:
         """An agent reported its usage so far: stop it (raise) once the cap is reached; a
