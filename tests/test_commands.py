@@ -118,6 +118,22 @@ def test_a_command_that_cannot_run_exits_4_after_one_attempt(repo: Path) -> None
     assert "aethr: loop" not in result.err, "never looped"
 
 
+def test_commands_outside_a_git_repository_stop_before_the_first_step(tmp_path: Path, clean_env: Path) -> None:
+    """A run records each step's changes with git: outside a repository it says so before
+    anything runs, and leaves no checkpoint (it was not a run that failed mid-way)."""
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    write_workflow(folder, "workflow: w\nroles: {r: x}\nsteps:\n  - {id: a, run: 'touch ran-a'}\n")
+    result = aethr("run", "task", "--exec-commands", cwd=folder)
+    assert result.code == 4, result.both
+    assert "step 'a' runs a command, which may change files" in result.err
+    assert f"{folder} is not a git repository" in result.err and "git init" in result.err
+    assert not (folder / "ran-a").exists() and checkpoints(clean_env) == []
+    assert "resume" not in result.err
+    mock = aethr("run", "task", cwd=folder)  # in mock mode no command runs: nothing to record
+    assert mock.code == 0, mock.both
+
+
 def test_a_hanging_command_and_its_grandchild_end_at_the_timeout(repo: Path) -> None:
     marker = "4848.5"
     run = f"'(sleep {marker}) & echo started; sleep 600'"

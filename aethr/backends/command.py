@@ -25,7 +25,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aethr import proc, sensitive
+from aethr import git, proc, sensitive
 from aethr.backends import CommandSpec, Completion, Emit, Endpoint, Request
 from aethr.controls import strip_controls
 from aethr.errors import EnvironmentNotReady
@@ -80,7 +80,16 @@ class CommandBackend:
     free = True
 
     def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
-        pass
+        """A command may change files, and the run records what each step changed with git: so,
+        as for an agent, outside a git repository the run stops before its first step."""
+        if git.toplevel(root) is None:
+            why = git.why_not_a_repository(root)
+            where = f"{root} is {why}" if why.startswith("not") else why
+            raise EnvironmentNotReady(
+                f"step '{step.id}' runs a command, which may change files, and a run records what each "
+                f"step changed with git: {where}",
+                hint="run `git init` (and commit your work) first; without --exec-commands, commands are not run",
+            )
 
     def complete(self, request: Request, emit: Emit) -> Completion:
         spec = request.command
