@@ -190,6 +190,18 @@ steps:
 """
 
 
+REVIEW_LOOP = """\
+workflow: w
+roles: {implementer: Build., reviewer: Review.}
+steps:
+  - id: implement
+    role: implementer
+  - id: review
+    role: reviewer
+    repeat: {back_to: implement, until_review_pass: true, max_iterations: 2}
+"""
+
+
 MOCK_TWO_STEPS = """\
 workflow: two
 roles: {planner: Plan., reviewer: Review.}

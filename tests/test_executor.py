@@ -20,17 +20,7 @@ from aethr.events import Event, LoopIteration, RunFailed, RunFinished, StepFinis
 from aethr.executor import Durability, Executor
 from aethr.schema import Step
 from aethr.usage import Usage
-
-LOOP = """\
-workflow: w
-roles: {implementer: Build., reviewer: Review.}
-steps:
-  - id: implement
-    role: implementer
-  - id: review
-    role: reviewer
-    repeat: {back_to: implement, until_review_pass: true, max_iterations: 2}
-"""
+from tests.conftest import REVIEW_LOOP
 
 Reply = str | BaseException | Callable[[Request, Emit], Completion]
 
@@ -112,7 +102,7 @@ def run(tmp_path: Path, text: str, backend: Backend, **router: bool) -> tuple[Ex
 
 def test_a_loop_revises_then_passes(tmp_path: Path) -> None:
     backend = Scripted(["built", "Review status: revise", "built again", "Review status: pass"])
-    executor, sink, _path = run(tmp_path, LOOP, backend)
+    executor, sink, _path = run(tmp_path, REVIEW_LOOP, backend)
     state = executor.run(executor.new_state("task"))
     assert [e.passed for e in sink.of(LoopIteration)] == [False, True]  # type: ignore[attr-defined]
     assert "Review status: pass" in backend.requests[1].prompt, "the controller is told its reply format"
@@ -123,7 +113,7 @@ def test_a_loop_revises_then_passes(tmp_path: Path) -> None:
 
 def test_an_exhausted_loop_points_the_checkpoint_back_into_it(tmp_path: Path) -> None:
     backend = Scripted(["a", "no status", "b", "Review status: revise"])
-    executor, sink, path = run(tmp_path, LOOP, backend)
+    executor, sink, path = run(tmp_path, REVIEW_LOOP, backend)
     with pytest.raises(LoopExhausted) as caught:
         executor.run(executor.new_state("task"))
     assert caught.value.checkpoint == str(path)
@@ -134,14 +124,14 @@ def test_an_exhausted_loop_points_the_checkpoint_back_into_it(tmp_path: Path) ->
 
 def test_a_preview_runs_a_loop_once(tmp_path: Path) -> None:
     backend = Scripted(["a", "no status"])
-    executor, sink, _ = run(tmp_path, LOOP, backend, follows_loops=False)
+    executor, sink, _ = run(tmp_path, REVIEW_LOOP, backend, follows_loops=False)
     executor.run(executor.new_state("task"))
     assert len(backend.requests) == 2 and sink.of(LoopIteration) == []
 
 
 def test_a_bug_in_a_step_is_an_internal_error_that_keeps_the_checkpoint(tmp_path: Path) -> None:
     backend = Scripted(["built", RuntimeError("boom")])
-    executor, sink, path = run(tmp_path, LOOP, backend)
+    executor, sink, path = run(tmp_path, REVIEW_LOOP, backend)
     with pytest.raises(InternalError) as caught:
         executor.run(executor.new_state("task"))
     assert caught.value.exit_code == 70
@@ -154,7 +144,7 @@ def test_a_bug_in_a_step_is_an_internal_error_that_keeps_the_checkpoint(tmp_path
 
 def test_a_failed_step_adds_what_it_spent_to_the_run(tmp_path: Path) -> None:
     backend = Scripted(["built", StepFailed("cut", usage=Usage(7, 3, None))])
-    executor, sink, path = run(tmp_path, LOOP, backend)
+    executor, sink, path = run(tmp_path, REVIEW_LOOP, backend)
     with pytest.raises(StepFailed):
         executor.run(executor.new_state("task"))
     failed = sink.events[-1]
@@ -180,7 +170,7 @@ def test_an_interrupted_step_counts_what_it_reported_as_a_floor(
     tmp_path: Path, reply: Reply, expected: Usage | str
 ) -> None:
     backend = Scripted(["built", reply], free=False)
-    executor, sink, _path = run(tmp_path, LOOP, backend)
+    executor, sink, _path = run(tmp_path, REVIEW_LOOP, backend)
     with pytest.raises(Interrupted):
         executor.run(executor.new_state("task"))
     failed = sink.events[-1]
@@ -191,7 +181,7 @@ def test_an_interrupted_step_counts_what_it_reported_as_a_floor(
 
 
 def test_a_simulated_agent_hands_its_note_to_later_steps(tmp_path: Path) -> None:
-    text = LOOP.replace("    role: implementer\n", "    role: implementer\n    backend: opencode\n")
+    text = REVIEW_LOOP.replace("    role: implementer\n", "    role: implementer\n    backend: opencode\n")
     text = text.replace("    role: reviewer\n", "    role: reviewer\n    context: [latest_diff]\n")
 
     def simulated(request: Request, emit: Emit) -> Completion:
@@ -222,13 +212,17 @@ def test_ctrl_c_while_a_finished_step_is_shown_never_repeats_it_on_resume(tmp_pa
     backend = Scripted(["built", "Review status: pass"])
     sink = InterruptedWhileShown()
     path = tmp_path / "run.json"
-    executor = Executor(parse(LOOP), tmp_path, Router(backend), sink, Durability(path, checkpoint.save, lambda: None))
+    executor = Executor(
+        parse(REVIEW_LOOP), tmp_path, Router(backend), sink, Durability(path, checkpoint.save, lambda: None)
+    )
     with pytest.raises(Interrupted):
         executor.run(executor.new_state("task"))
     saved = checkpoint.load(path)
     assert saved.next_index == 1 and [r.step_id for r in saved.results] == ["implement"], "saved before shown"
     assert saved.spent == Usage(10, 5, 0.01), "and its spend counted once"
-    resumed = Executor(parse(LOOP), tmp_path, Router(backend), Sink(), Durability(path, checkpoint.save, lambda: None))
+    resumed = Executor(
+        parse(REVIEW_LOOP), tmp_path, Router(backend), Sink(), Durability(path, checkpoint.save, lambda: None)
+    )
     final = resumed.run(saved, resumed_from=str(path))
     assert [r.step_id for r in final.results] == ["implement", "review"]
     assert [r.step_id for r in backend.requests] == ["implement", "review"], "implement ran once"

@@ -18,19 +18,9 @@ from aethr.run.loops import advance
 from aethr.run.state import RunState
 from aethr.schema import Workflow
 from aethr.usage import Usage
+from tests.conftest import REVIEW_LOOP
 
-REVIEW = """\
-workflow: w
-roles: {implementer: Build., reviewer: Review.}
-steps:
-  - id: implement
-    role: implementer
-  - id: review
-    role: reviewer
-    repeat: {back_to: implement, until_review_pass: true, max_iterations: 2}
-  - id: after
-    role: implementer
-"""
+REVIEW = REVIEW_LOOP + "  - id: after\n    role: implementer\n"
 
 CONTAINS = REVIEW.replace("until_review_pass: true", "until_contains: DONE")
 

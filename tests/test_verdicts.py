@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MOCK_TWO_STEPS, Result, aethr, write_workflow
+from tests.conftest import MOCK_TWO_STEPS, REVIEW_LOOP, Result, aethr, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 
@@ -58,21 +58,9 @@ def test_fail_on_revise_passes_a_pass_and_names_a_revise(repo: Path, tmp_path: P
     assert revise.code == 5 and events(revise)[-1]["status"] == "revise", revise.both
 
 
-LOOP = """\
-workflow: loop
-roles: {implementer: Build., reviewer: Review.}
-steps:
-  - id: implement
-    role: implementer
-  - id: review
-    role: reviewer
-    repeat: {back_to: implement, until_review_pass: true, max_iterations: 2}
-"""
-
-
 @pytest.mark.parametrize("gate", [(), ("--fail-on-revise",)], ids=["plain", "fail-on-revise"])
 def test_an_exhausted_review_loop_is_loop_exhausted_not_revise(repo: Path, tmp_path: Path, gate: tuple[str]) -> None:
-    write_workflow(repo, LOOP)
+    write_workflow(repo, REVIEW_LOOP)
     env = replies(tmp_path, "v1", "Review status: revise", "v2", "Review status: revise")
     result = aethr("run", "task", "--json", *gate, cwd=repo, env=env)
     assert result.code == 5, result.both
@@ -177,7 +165,7 @@ def test_allow_truncated_belongs_to_a_model_step(repo: Path) -> None:
 
 
 def test_an_exhausted_loops_last_pass_does_not_say_again(repo: Path, tmp_path: Path) -> None:
-    write_workflow(repo, LOOP)
+    write_workflow(repo, REVIEW_LOOP)
     env = replies(tmp_path, "v1", "Review status: revise", "v2", "Review status: revise")
     result = aethr("run", "task", cwd=repo, env=env)
     assert result.code == 5, result.both
