@@ -1,9 +1,10 @@
 """aethr's benchmarks: every measurement paired with a floor measured in the same run.
 
     python bench/run.py            # all groups (the big repository is built once, ~1 min)
-    python bench/run.py startup    # one or more groups: startup big real commands live scaling
+    python bench/run.py startup    # one or more groups: startup big real commands live scaling upstream
 
-The `real` group needs a clone of a real 30,000+ file repository (see bench/real.py).
+The `real` group needs a clone of a real 30,000+ file repository (see bench/real.py); the
+`upstream` group installs upstream Aethr 1.0.0 from the package registry once (bench/upstream.py).
 
 Inputs are generated deterministically (fixed seed) under bench/.cache/. Each
 figure is the median of several runs of a fresh process; peak memory is the
@@ -336,6 +337,12 @@ def bench_commands() -> None:
     commands.run(median, record, AETHR, tiny_repo)
 
 
+def bench_upstream() -> None:
+    from bench import upstream
+
+    upstream.run(sys.modules[__name__])
+
+
 GROUPS: dict[str, Callable[[], None]] = {
     "startup": bench_startup,
     "big": bench_big,
@@ -343,6 +350,7 @@ GROUPS: dict[str, Callable[[], None]] = {
     "commands": bench_commands,
     "live": bench_live,
     "scaling": bench_scaling,
+    "upstream": bench_upstream,
 }
 
 
