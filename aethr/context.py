@@ -70,6 +70,8 @@ def gather(
     budget = _Budget(step_tokens)
     files = files or listing.Lister(root)
 
+    sources = tuple(sources)
+    globbed = listing.globbed([s.arg for s in sources if s.kind == "glob"], files)  # one pass for all
     blocks: list[str] = []
     report: list[ContextItem] = []
     for source in sources:
@@ -88,7 +90,7 @@ def gather(
         elif source.kind == "file":
             body, item = _file(root, source, budget, file_tokens)
         else:
-            body, item = _glob(root, source, budget, file_tokens, files())
+            body, item = _glob(root, source, budget, file_tokens, globbed)
         blocks.append(_block(source, body))
         report.append(item)
     return Gathered(tuple(blocks), tuple(report))
@@ -259,15 +261,14 @@ def _read_match(root: Path, rel: str, budget: _Budget, file_tokens: int, notes: 
 
 
 def _glob(
-    root: Path, source: ContextSource, budget: _Budget, file_tokens: int, files: listing.Listing
+    root: Path, source: ContextSource, budget: _Budget, file_tokens: int, matched: Callable[[str], list[str]]
 ) -> tuple[str, ContextItem]:
     name = str(source)
     pattern = source.arg
     if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
         why = f"refused {pattern}: globs must stay inside the project root"
         return f"[{why}]", ContextItem(name, "refused", 0, why)
-    matches = listing.glob_matcher(pattern)
-    candidates = [rel for rel in files.files if matches(rel)]
+    candidates = matched(pattern)
     if not candidates:
         return "[no files match]", ContextItem(name, "empty", 0, "no files match")
     parts: list[str] = []

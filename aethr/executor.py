@@ -121,7 +121,7 @@ class Executor:
     def _start(self, state: RunState, resumed_from: str | None) -> None:
         self._saved = resumed_from is not None
         self.meter = Meter(self.cap, state.spent)
-        if self.durability:
+        if self.durability and self._resumable_later(state):
             # Model steps never touch files, so the fingerprint is taken now and again only
             # after a step that edits the tree.
             state = state.replace(fingerprint=self.durability.fingerprint())
@@ -140,7 +140,7 @@ class Executor:
         follows = self.backends.follows_loops
         moved = loops.advance(self.workflow, self.state, result, tree=self.tree.after, follows_loops=follows)
         state = moved.state.replace(retry_from=None)  # a retried step has finished
-        if self.durability and self.tree.refingerprint():
+        if self.durability and moved.state.next_index < len(self.workflow.steps) and self.tree.refingerprint():
             state = state.replace(fingerprint=self.durability.fingerprint())
         self.state = state  # the one commit: results, position, loop passes, progress and spend together
         saved = self._save()
@@ -154,6 +154,13 @@ class Executor:
             self.sink.emit(CheckpointSaved(saved, result.step_id))
         if moved.stop is not None:
             raise moved.stop
+
+    def _resumable_later(self, state: RunState) -> bool:
+        """Whether a checkpoint of this run can hold a finished step with a step still to run:
+        only then does a resume compare the fingerprint (4 git calls), so a fresh one-step run
+        without loops takes none. A checkpoint without finished steps is resumed unchecked."""
+        steps = self.workflow.steps
+        return bool(state.results) or len(steps) - state.next_index > 1 or any(s.repeat for s in steps)
 
     def _save(self) -> str | None:
         if self.durability is None:

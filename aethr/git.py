@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import proc
+from aethr import diffstream, proc
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # `git_diff:staged`: what `git commit` would commit. A branch named "staged" is written
@@ -66,6 +66,7 @@ def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool 
 def command(root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
     """A git call for the modules that speak git for one purpose (`worktree`), through the
     same runner and environment as every call here."""
+    forget_head()  # such a call may commit or switch branches
     return _git(root, *args, env=env, check=check)
 
 
@@ -95,12 +96,22 @@ def _git_capped(root: Path, args: list[str], cap: int) -> Capped:
     return Capped(data[:cap].decode("utf-8", errors="surrogateescape"), truncated, min(len(data), cap))
 
 
+# The commit HEAD points at (None before the first commit), per git directory: read with the
+# location, and again after `forget_head` (a step that may edit files ran; aethr moved HEAD).
+_HEADS: dict[Path, str | None] = {}
+
+
 @functools.lru_cache(maxsize=16)
 def _locate(path: Path) -> tuple[Path, Path] | None:
-    """The work tree's top folder and the git directory, in one call; None outside a work tree.
-    Cached: a run asks for every git source, and a repository does not move under a run."""
-    lines = _git(path, "rev-parse", "--show-toplevel", "--absolute-git-dir", check=False).splitlines()
-    return (Path(lines[0]), Path(lines[1])) if len(lines) == 2 else None
+    """The work tree's top folder and the git directory, and HEAD with them, in one call; None
+    outside a work tree. Cached: a run asks for every git source, and a repository does not
+    move under a run. (`--revs-only` prints nothing for an unborn HEAD, and fails for none.)"""
+    args = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "--revs-only", "HEAD^{commit}")
+    lines = _git(path, *args, check=False).splitlines()
+    if len(lines) not in (2, 3):
+        return None
+    _HEADS[Path(lines[1])] = lines[2] if len(lines) == 3 else None
+    return Path(lines[0]), Path(lines[1])
 
 
 def toplevel(path: Path) -> Path | None:
@@ -126,9 +137,20 @@ def _git_dir(root: Path) -> Path:
 
 
 def head(root: Path) -> str | None:
-    """The commit HEAD points at, or None in a repository with no commits yet."""
-    out = _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip()
-    return out or None
+    """The commit HEAD points at, or None in a repository with no commits yet; as read with
+    the repository's location unless `forget_head` was called since."""
+    found = _locate(root)
+    if found is not None and found[1] in _HEADS:
+        return _HEADS[found[1]]
+    out = _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip() or None
+    if found is not None:
+        _HEADS[found[1]] = out
+    return out
+
+
+def forget_head() -> None:
+    """HEAD may have moved (a step that may edit files, or aethr's own commit): read it again."""
+    _HEADS.clear()
 
 
 def _diff_base(root: Path, revision_range: str | None) -> list[str]:
@@ -143,13 +165,6 @@ def _diff_base(root: Path, revision_range: str | None) -> list[str]:
     return ["--end-of-options", base]
 
 
-def tracked_names(root: Path, revision_range: str | None = None) -> list[str]:
-    """The paths `diff_lines` would show (both sides of a rename), relative to `root`."""
-    base = _diff_base(root, revision_range)
-    out = _git(root, "diff", "--name-only", "-z", "--no-renames", "--relative", *base, "--")
-    return [name for name in out.split("\0") if name]
-
-
 def has_changes(root: Path, revision_range: str | None = None) -> bool:
     """Whether `diff_lines` would show any tracked change (one quiet git call, no output read)."""
     args = ("diff", "--quiet", "--no-ext-diff", "--no-textconv", *_diff_base(root, revision_range), "--")
@@ -160,23 +175,26 @@ def has_changes(root: Path, revision_range: str | None = None) -> bool:
     return done.code == 1
 
 
+class Diff(NamedTuple):
+    names: list[str]  # every path the diff changes (both sides of a rename), relative to the root
+    lines: Iterator[bytes]  # the patch's lines, as git writes them
+
+
 @contextlib.contextmanager
-def diff_lines(
-    root: Path, revision_range: str | None = None, leave_out: list[str] | None = None
-) -> Iterator[Iterator[bytes]]:
-    """The lines of `git diff` of tracked files, as bytes, read as git writes them (at most
-    64 KiB at a time, so one enormous line is never held whole): staged and unstaged against
-    HEAD (the empty tree before the first commit), only the staged (`STAGED`), or
-    `revision_range`; below `root`, paths
-    relative to it (as `list_files_split` gives them); `leave_out` paths excluded literally.
-    Leaving the block early stops git. Raises GitError if git fails."""
+def diff_lines(root: Path, revision_range: str | None = None) -> Iterator[Diff]:
+    """`git diff` of tracked files in one pass: the changed paths, then the patch's lines as
+    bytes, read as git writes them (at most 64 KiB at a time, so one enormous line is never
+    held whole): staged and unstaged against HEAD (the empty tree before the first commit),
+    only the staged (`STAGED`), or `revision_range`; below `root`, paths relative to it (as
+    `list_files_split` gives them). Leaving the block early stops git. Raises GitError if
+    git fails."""
     base = _diff_base(root, revision_range)
-    excluded = [f":(exclude,literal){path}" for path in leave_out or []]
-    args = ["diff", "--no-ext-diff", "--no-color", "--no-textconv", "--relative", *base]
-    args += ["--", ".", *excluded]
+    args = ["diff", "--raw", "-z", "-p", "--no-ext-diff", "--no-color", "--no-textconv", "--relative", *base]
+    args += ["--", "."]
     with _start(root, args) as child:
         stdout = child.stdout
-        yield iter(lambda: stdout.readline(65536), b"")
+        names, head = diffstream.read_names(stdout)
+        yield Diff(names, diffstream.lines(head, stdout))
         # A caller that left before the end stopped reading: leaving the block stops git.
         if not stdout.read(1):
             code = child.finish()

@@ -106,10 +106,10 @@ def _read_sections(lines: Iterator[bytes], room: int, file_room: int) -> tuple[l
 def tracked(root: Path, revision_range: str | None, room: int, file_room: int, notes: list[str]) -> tuple[str, bool]:
     """Tracked changes within `room` characters, each file within `file_room`; and whether
     any file was cut or left out for room. Files the policy refuses by name are dropped as
-    they stream past, so the common case needs one git call."""
+    they stream past; one git call names the files and reads the patch."""
     parts: list[str] = []
-    with git.diff_lines(root, revision_range) as lines:
-        sections, stopped = _read_sections(lines, room, file_room)
+    with git.diff_lines(root, revision_range) as diff:
+        sections, stopped = _read_sections(diff.lines, room, file_room)
     seen: set[str] = set()
     for item in sections:
         text = bytes(item.data).decode("utf-8", "surrogateescape")
@@ -122,7 +122,7 @@ def tracked(root: Path, revision_range: str | None, room: int, file_room: int, n
             text = text.rstrip("\n") + "\n" + _note(notes, f"cut {path}: its patch is longer than its share")
         parts.append(text)
     if stopped:
-        names = git.tracked_names(root, revision_range)
+        names = diff.names
         missing = [rel for rel in names if rel not in seen and not sensitive.by_name(rel)]
         refused = [rel for rel in names if rel not in seen and sensitive.by_name(rel)]
         parts += [_note(notes, f"left out {rel}: {sensitive.by_name(rel)}") for rel in refused]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aethr import changes, listing
+from aethr import changes, git, listing
 from aethr.results import Artifact
 
 
@@ -28,6 +28,7 @@ class TreeWatch:
         self.before = (retry_from or changes.snapshot(self.root)) if edits_tree else None
         if edits_tree:
             self.moved = True
+            git.forget_head()  # the step may commit: HEAD is read again after it
             self.files.forget()  # the agent may add or remove files: list them again after it
 
     def measure(self, step_id: str, simulated: str | None) -> Artifact | None:
@@ -35,6 +36,7 @@ class TreeWatch:
         agent gave (`simulated`); None when neither."""
         if self.before is None:
             return None if simulated is None else Artifact(step_id, (), "", "", note=simulated)
+        git.forget_head()  # the step may have committed
         artifact, self.after = changes.artifact(self.root, step_id, self.before)
         self.before = None  # measured: nothing of this step is left behind unmeasured
         return artifact
@@ -46,4 +48,6 @@ class TreeWatch:
     def refingerprint(self) -> bool:
         """True once after an editing step ran: the fingerprint is to be taken again."""
         moved, self.moved = self.moved, False
+        if moved:
+            git.forget_head()  # the fingerprint reads HEAD as the step left it
         return moved
