@@ -72,7 +72,7 @@ class Child:
         self._ended = False
         self._lock = threading.Lock()
         # Bounded: a child that writes faster than aethr reads waits on its pipe; memory stays flat.
-        self._events: queue.Queue[tuple[bool, bytes] | None] = queue.Queue(maxsize=1024)
+        self._events: queue.Queue[tuple[bool, bytes] | Callable[[], None] | None] = queue.Queue(maxsize=1024)
         self._threads: list[threading.Thread] = []
         self._stderr_open = process.stderr is not None
         if process.stderr is not None:
@@ -88,6 +88,11 @@ class Child:
         thread = threading.Thread(target=target, args=args, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def post(self, task: Callable[[], None]) -> None:
+        """Run `task` on the thread that follows the child, between its lines (another thread's
+        news, such as the relay's metered calls); like a hook, it may raise to stop the child."""
+        self._events.put(task)
 
     def _drain_stderr(self, stream: IO[bytes]) -> None:
         for raw in iter(lambda: stream.readline(65536), b""):
@@ -154,8 +159,11 @@ class Child:
         self._last_stderr(on_line)
         return Ended(code, False, False, tuple(self.stderr))
 
-    def _dispatch(self, item: tuple[bool, bytes], on_line: Callable[[str], None]) -> bool:
-        """Hand one line to its hook; True for a stderr line."""
+    def _dispatch(self, item: tuple[bool, bytes] | Callable[[], None], on_line: Callable[[str], None]) -> bool:
+        """Hand one line to its hook, or run a posted task; False for a stdout line."""
+        if callable(item):
+            item()
+            return True
         is_stderr, raw = item
         text = raw.decode("utf-8", errors="replace")
         if is_stderr and self._spec.on_stderr is not None:

@@ -72,6 +72,7 @@ class Request(NamedTuple):
     iteration: int = 1  # which pass of the step this is
     inherit_user_config: bool = False  # agents: the user's own config home, not a clean one
     output: OutputSpec | None = None  # model steps: the JSON Schema the answer must fit
+    capped: bool = False  # agents: the run has a spend cap, so their calls are metered as they go
 
 
 class Completion(NamedTuple):

@@ -20,11 +20,15 @@ import os
 import shlex
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aethr import agents, git, pricing, proc, sensitive
-from aethr.backends import Completion, Emit, Endpoint, Request
+from aethr.backends import Completion, Emit, Endpoint, Request, metering
+from aethr.backends.fields import as_dict as as_dict  # re-exported
+from aethr.backends.fields import count as count
+from aethr.backends.fields import relative as relative
 from aethr.errors import EnvironmentNotReady, StepFailed
 from aethr.events import Notice, TextChunk, UsageReported
 from aethr.settings import env_value
@@ -43,6 +47,8 @@ class AgentRun:
         self.parts: list[str] = []
         self.usage = Usage(0, 0, 0.0)
         self.errors: list[str] = []
+        self.relayed = False  # the relay meters its calls: the agent's own usage reports are not counted
+        self.wake: Callable[[Callable[[], None]], None] | None = None  # runs a task between its lines
 
     @property
     def step(self) -> str:
@@ -60,8 +66,11 @@ class AgentRun:
         """Add one finished call's usage and report the step's total so far."""
         self.settle(self.usage + more)
 
-    def settle(self, total: Usage) -> None:
-        """The step's usage is `total` (an agent that reports its whole run at the end)."""
+    def settle(self, total: Usage, metered: bool = False) -> None:
+        """The step's usage is `total` (an agent that reports its whole run at the end). Under the
+        relay only its counts (`metered`) stand: the agent's own would count each call twice."""
+        if self.relayed and not metered:
+            return
         self.usage = total
         self.emit(UsageReported(self.request.step_id, self.usage))
 
@@ -126,6 +135,7 @@ class AgentBackend:
     cli_key: str | None = None  # the variable the CLI reads its key from
     cli_base: str | None = None  # the variable the CLI reads a compatible endpoint from
     home_variable: str | None = None  # the variable that moves its config home
+    upstream: str | None = None  # its provider's own endpoint; set: under a cap it is metered by the relay
 
     def __init_subclass__(cls, agent: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -242,7 +252,9 @@ class AgentBackend:
         try:
             if home is not None:
                 self.prepare_home(home, request)
-            return self._follow(run, request, home)
+            upstream = (self.base_url(request) or self.upstream) if self.upstream else None
+            with metering.routed(request, upstream, run) as routed:
+                return self._follow(run, routed, home)
         finally:
             if home is not None:
                 shutil.rmtree(home, ignore_errors=True)
@@ -257,6 +269,7 @@ class AgentBackend:
                 stdin=request.prompt.encode(),
                 on_stderr=run.stderr_line,
             )
+            run.wake = child.post
         except OSError as exc:
             raise EnvironmentNotReady(
                 f"cannot start {self.name}: {exc.strerror or exc}", hint=f"reinstall: {self.install}"
@@ -277,20 +290,3 @@ class AgentBackend:
             )
         run.check(ended.code, ended.stderr_tail)
         return Completion("".join(run.parts), run.usage)
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    """`value` if it is a JSON object, else an empty one: event fields are never trusted."""
-    return value if isinstance(value, dict) else {}
-
-
-def count(value: Any) -> int:
-    """A token count from an event field: 0 unless it is a number."""
-    return int(value) if isinstance(value, int | float) else 0
-
-
-def relative(target: str, root: Path) -> str:
-    """A path the agent reported, shown relative to the project root when inside it."""
-    if target.startswith(str(root) + os.sep):
-        return target[len(str(root)) + 1 :]
-    return target

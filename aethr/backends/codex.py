@@ -36,6 +36,7 @@ class CodexBackend(AgentBackend, agent="codex"):
     base_variables = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
     login = "openai"
     home_variable = "CODEX_HOME"
+    upstream = _OPENAI
 
     def arguments(self, request: Request, home: Path | None) -> list[str]:
         sandbox = (

@@ -45,6 +45,7 @@ class GeminiBackend(AgentBackend, agent="gemini"):
     home_variable = "GEMINI_CLI_HOME"
     cli_key = "GEMINI_API_KEY"
     cli_base = "GOOGLE_GEMINI_BASE_URL"
+    upstream = "https://generativelanguage.googleapis.com"
 
     def arguments(self, request: Request, home: Path | None) -> list[str]:
         mode = "yolo" if request.unsafe_permissions else "auto_edit"

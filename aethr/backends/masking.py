@@ -35,6 +35,7 @@ class Masked:
         self.free = inner.free
         # The spend cap asks whether an agent reports its own cost: the wrapper must not hide it.
         self.reports_cost: bool = getattr(inner, "reports_cost", False)
+        self.upstream: str | None = getattr(inner, "upstream", None)  # and whether the relay can meter it
 
     def check_ready(self, step: Step, model: str | None, root: Path, endpoint: Endpoint) -> None:
         try:

@@ -3,7 +3,10 @@
 A cap is only as good as the costs it can see. A model step needs a known price (the
 workflow's `prices:` or LiteLLM's table). An agent step needs a cost it reports itself
 (Claude Code's `total_cost_usd`, OpenCode's per-call `cost`) or a known price for its
-model, at which its tokens are priced as it goes (Codex, Gemini CLI). A resume needs
+model, at which its tokens are priced call by call as the relay reads them on the wire
+(Codex, Gemini CLI: they report usage only when their turn ends). Such an agent must be
+routable through the relay: one that follows the user's own configuration
+(`inherit_user_config`) is refused, with a usage error (exit 2). A resume needs
 the cap above the known floor of what the run already spent.
 """
 
@@ -42,8 +45,10 @@ def _seen(step: Step, backends: Backends) -> None:
             hint=f"add `prices: {{'{model}': {{input: USD, output: USD}}}}` (per million tokens) "
             "to the workflow, or run without a cap",
         )
-    if step.kind not in agents.BY_NAME or getattr(backends.for_step(step), "reports_cost", False):
+    backend = backends.for_step(step)
+    if step.kind not in agents.BY_NAME or getattr(backend, "reports_cost", False):
         return
+    _routable(step, getattr(backend, "upstream", None) is not None)
     from aethr import pricing
 
     if model is None or pricing.price(model) is None:
@@ -52,3 +57,22 @@ def _seen(step: Step, backends: Backends) -> None:
             "and has no known price, and the run has a spend cap",
             hint="choose a model in LiteLLM's price table for the role, or run without a cap",
         )
+
+
+def _routable(step: Step, relayed: bool) -> None:
+    """An agent that reports its usage only when its turn ends is capped through the relay
+    (`backends.relay`), which needs to be its endpoint: raise UsageError where it cannot be."""
+    title = agents.BY_NAME[step.kind].title
+    if not relayed:
+        why = f"{title} reports no cost as it goes, and aethr's relay does not speak its provider's format"
+    elif step.inherit_user_config:
+        why = (
+            f"it sets `inherit_user_config`, so {title} follows your own configuration's endpoint and "
+            "login, which aethr cannot route through the relay that meters its calls"
+        )
+    else:
+        return
+    raise UsageError(
+        f"step '{step.id}' cannot be held to the run's spend cap: {why}",
+        hint="drop `inherit_user_config` from the step (aethr then hands it its endpoint), or run without a cap",
+    )

@@ -10,7 +10,8 @@ Ctrl-C mid-call may well have been billed.
 - Before a model call: refused (exit 6) if the floor plus the cost of its prompt would
   pass the cap; otherwise its max tokens are limited to what the rest of the budget
   pays for, so one call overshoots by at most a rounding.
-- During an agent step: the agent's cost, as it reports it after each of its calls, is
+- During an agent step: the agent's cost, as it reports it after each of its calls (or as
+  the relay reads it on the wire, for agents that report only when their turn ends), is
   followed; at the cap the step is stopped, with its whole tree. Its call in flight when
   the cap is reached is the overshoot.
 A notice when the floor first reaches 80% of the cap, saying the share it reached.
@@ -53,7 +54,9 @@ class Meter:
     def admit(self, request: Request, price: Price | None) -> Request:
         """The request, if this model call may start, with its max tokens limited to what the
         rest of the budget pays for. Raises SpendCapReached if its prompt alone would pass it."""
-        if self.cap is None or price is None or request.backend != "model":
+        if self.cap is not None and request.backend != "model":
+            return request._replace(capped=True)  # an agent: its calls are metered (backends.relay)
+        if self.cap is None or price is None:
             return request
         left = self.cap - self.spent.known - estimate_tokens(request.prompt) * price[0]
         if left <= 0:
