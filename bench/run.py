@@ -1,7 +1,7 @@
 """aethr's benchmarks: every measurement paired with a floor measured in the same run.
 
     python bench/run.py            # all groups (the big repository is built once, ~1 min)
-    python bench/run.py startup    # one or more groups: startup big real commands live scaling upstream
+    python bench/run.py startup    # one or more groups: startup big real commands live scaling relay upstream
 
 The `real` group needs a clone of a real 30,000+ file repository (see bench/real.py); the
 `upstream` group installs upstream Aethr 1.0.0 from the package registry once (bench/upstream.py).
@@ -337,6 +337,12 @@ def bench_commands() -> None:
     commands.run(median, record, AETHR, tiny_repo)
 
 
+def bench_relay() -> None:
+    from bench import relay
+
+    relay.run(record)
+
+
 def bench_upstream() -> None:
     from bench import upstream
 
@@ -350,6 +356,7 @@ GROUPS: dict[str, Callable[[], None]] = {
     "commands": bench_commands,
     "live": bench_live,
     "scaling": bench_scaling,
+    "relay": bench_relay,
     "upstream": bench_upstream,
 }
 

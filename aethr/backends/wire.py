@@ -70,7 +70,7 @@ class UsageReader:
 
     def _line(self, line: bytes) -> None:
         line = line.strip()
-        if line.startswith(b"data:"):
+        if line.startswith(b"data:") and b"sage" in line:  # `usage`, `usageMetadata`: the rest is text
             for event in _parsed(line[5:]):
                 self.take(event)
 
