@@ -195,3 +195,15 @@ def test_an_agent_on_the_user_s_own_config_is_refused_under_a_cap_before_it_star
     assert "inherit_user_config" in refused.err and "relay" in refused.err
     assert "Traceback" not in refused.err
     assert server.requests == [] and left_in(repo) == [], "refused before it started"
+
+
+@pytest.mark.parametrize("agent", [CODEX, GEMINI], ids=["codex", "gemini"])
+def test_under_a_cap_an_upstream_that_refuses_connections_fails_in_bounded_time(agent: Agent, tmp_path: Path) -> None:
+    """The relay closes the agent's connection when its upstream cannot be reached: the agent
+    meets the failure it would meet without the relay, and is stopped as it would be."""
+    repo = setup(tmp_path, agent)
+    env = agent.env("http://127.0.0.1:9/v1", tmp_path)  # the discard port: nothing listens
+    result = aethr("run", "task", "--max-cost", "1", cwd=repo, env=env)  # unbounded retries: the call's ceiling
+    assert result.code == 1, result.both
+    assert "could not reach http://127.0.0.1:9" in result.err and "refused" in result.err, result.err
+    assert left_in(repo) == []

@@ -18,6 +18,7 @@ from typing import Protocol
 from aethr.backends import Request
 from aethr.backends.relay import Relay
 from aethr.backends.wire import Tokens
+from aethr.errors import StepFailed
 from aethr.usage import Usage
 
 
@@ -45,7 +46,13 @@ def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Req
     relay.on_call = _counter(run, relay)
     with relay:
         run.relayed = True
-        yield request._replace(endpoint=request.endpoint._replace(api_base=relay.url))
+        try:
+            yield request._replace(endpoint=request.endpoint._replace(api_base=relay.url))
+        except StepFailed as failed:
+            if relay.unreachable:  # the agent only saw its connection to the relay close
+                failed.message += f" (aethr's relay, which meters its calls, could not reach {relay.unreachable})"
+                failed.hint = "check the endpoint (is the server up, is the base URL right?), then resume"
+            raise
 
 
 def _counter(run: Metered, relay: Relay) -> Callable[[Tokens], None]:

@@ -18,7 +18,8 @@ What is changed on the way: the hop-by-hop headers (Host names the upstream, the
 the relay's own) and Accept-Encoding, which asks for an uncompressed answer so that its
 usage can be read. Nothing is logged, printed or stored: headers carry the agent's key.
 A request the upstream cannot be reached for is answered by closing the connection, so the
-agent sees the failure it would have seen without the relay.
+agent sees the failure it would have seen without the relay (and `unreachable` says why,
+for the step's failure message).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Relay:
         self.timeout = timeout
         self.on_call = on_call
         self.closed = False  # the cap is reached, or the step ended: nothing more is forwarded
+        self.unreachable: str | None = None  # the upstream and why it could not be reached, if it could not
         self._pending = 0  # ended calls whose usage is still being counted
         self._gate = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -114,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._forward()
 
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
+    do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_POST
 
     def _forward(self) -> None:
         body = self._body()
@@ -125,7 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             try:
                 answer = self._ask(upstream, body)
-            except OSError:
+            except OSError as exc:
+                self.relay.unreachable = f"{self.relay.upstream.geturl()}: {exc.strerror or exc}"
                 self.close_connection = True  # as the upstream failed: no answer at all
                 return
             self._answer(answer)
@@ -161,6 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
             if name.lower() not in _NOT_SENT_BACK:
                 self.send_header(name, value)
         length = answer.getheader("Content-Length") if not answer.chunked else None
+        if answer.status in (204, 304) or self.command == "HEAD":
+            length = length or "0"  # an answer with no body: none is framed
         self.send_header(*(("Content-Length", length) if length is not None else ("Transfer-Encoding", "chunked")))
         self.end_headers()
         streamed = (answer.getheader("Content-Type") or "").startswith("text/event-stream")
