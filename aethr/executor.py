@@ -71,9 +71,12 @@ class Executor:
         clock: Callable[[], float] = time.monotonic,
         config_file: str | None = None,
         cap: float | None = None,
+        announced: bool = False,
     ) -> None:
         self.workflow, self.root, self.backends, self.sink = workflow, root, backends, sink
         self.durability, self.clock, self.cap = durability, clock, cap
+        # The runner emitted the run's header itself, before the slow set-up (`header`).
+        self.announced = announced
         self.config_file = config_file  # the workflow file, relative to the root (kept out of git_diff while untracked)
         self.tree = TreeWatch(root)
         self.prepare = Preparer(workflow, root, backends, sink, self.tree.files, config_file)
@@ -128,12 +131,9 @@ class Executor:
         self.state = state
         if self.durability and resumed_from is None:
             self._save()  # before any step, so even a failure in the first step leaves a resumable run
-        plan = tuple(
-            StepPlan(s.id, s.role or "command", s.kind, self.backends.model_for(s)) for s in self.workflow.steps
-        )
-        checkpoint = str(self.durability.path) if self.durability else None
-        mode = self.backends.mode
-        self.sink.emit(RunStarted(self.workflow.workflow, state.task, mode, plan, checkpoint, resumed_from))
+        if not self.announced:
+            checkpoint = self.durability.path if self.durability else None
+            self.sink.emit(header(self.workflow, self.backends, state.task, checkpoint, resumed_from))
 
     def _settle(self, result: StepResult) -> None:
         """Commit the state after `result`, save it, then say what happened."""
@@ -239,3 +239,13 @@ class Executor:
         completion = backend.complete(request, emit)
         self._running = None
         return completion
+
+
+def header(
+    workflow: Workflow, backends: Router, task: str, checkpoint: Path | None, resumed_from: str | None
+) -> RunStarted:
+    """The run's first event: workflow, mode and steps. It needs nothing slow (no tree listing,
+    no LiteLLM), so a real run emits it before either: a run that shows nothing looks hung."""
+    plan = tuple(StepPlan(s.id, s.role or "command", s.kind, backends.model_for(s)) for s in workflow.steps)
+    where = str(checkpoint) if checkpoint else None
+    return RunStarted(workflow.workflow, task, backends.mode, plan, where, resumed_from)

@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from aethr import checkpoint, editor, effective, isolation, sensitive, session
+from aethr import checkpoint, editor, effective, isolation, runstore, sensitive, session
 from aethr import params as params_mod
 from aethr import settings as settings_mod
 from aethr.backends.router import Backends
 from aethr.errors import AethrError, InternalError, Interrupted, OutputClosed, UsageError
 from aethr.events import AfterStart, Event, EventSink, Notice
-from aethr.executor import Executor
+from aethr.executor import Executor, header
 from aethr.report import Report, ReportOptions
 from aethr.run import budget
 from aethr.schema import ModelEntry, Param, Workflow
@@ -146,7 +146,7 @@ def _run(options: RunOptions, report: Report) -> None:
 
         preload()  # overlaps the seconds-long litellm import with the work below
     backends = Backends(workflow, settings, root, preview=show_prompt)
-    backends.preflight()  # setup errors (keys, tools, AETHR_MOCK_RESPONSES) before any checkpoint
+    backends.preflight()  # setup errors (tools, AETHR_MOCK_RESPONSES, …) before the header and any checkpoint
     isolated = isolation.decide(options.isolation, workflow, state, root)
     caps = [c for c in (options.max_cost, settings.max_cost, workflow.max_cost) if c is not None]
     cap = min(caps) if caps else None  # the lowest cap wins
@@ -167,9 +167,16 @@ def _run(options: RunOptions, report: Report) -> None:
         return
     sink = with_progress(sink, settings, json=options.json_output, cap=cap)
     state = state or _new_state(task, workflow.workflow, got.workflow.digest(), settings, values)
+    path = got.resumed or runstore.new_path(root)
+    # The first line at once: the header goes out before the LiteLLM import is waited for, the
+    # worktree is made and the tree is listed. Keys are checked after it, before any checkpoint.
+    sink.emit(header(workflow, backends, state.task, path, str(got.resumed) if got.resumed else None))
+    backends.check_keys()
     where = session.where(root, got.source.config_path, isolated, backends, options.isolation, sink)
-    make = functools.partial(Executor, workflow, backends=backends, sink=sink, config_file=leave_out, cap=cap)
-    session.run(make, workflow, state, where, got.resumed, options.force_resume, report)
+    make = functools.partial(
+        Executor, workflow, backends=backends, sink=sink, config_file=leave_out, cap=cap, announced=True
+    )
+    session.run(make, workflow, state, where, path, got.resumed, options.force_resume, report)
     if options.save_workflow is not None:
         _promote(options, got.workflow, values, settings, state.task, state.model_override)
     if options.fail_on_revise:

@@ -49,14 +49,14 @@ def run(
     workflow: Workflow,
     state: RunState,
     where: Where,
+    path: Path,
     resumed: Path | None,
     force: bool,
     report: Report,
 ) -> None:
-    """Run with a checkpoint, held for the run's length, kept unless the run finishes. An
-    isolated run's result is handed back once it finishes (None for a run in the checkout)."""
+    """Run with its checkpoint at `path` (`resumed`, on a resume), held for the run's length,
+    kept unless the run finishes. An isolated run's result is handed back once it finishes."""
     root = where.root
-    path = resumed or runstore.new_path(root)
     held = runstore.hold(path)  # before the world check: a running run's tree is not settled
     finished = False
     tree: Tree | None = None

@@ -120,6 +120,61 @@ def test_a_hang_at_the_first_byte_shows_a_growing_wait_and_leaves_no_status(repo
     assert "run failed" in final
 
 
+# Installed as `sitecustomize` in the run's interpreter: `import litellm` waits, before the
+# package's code runs, until the file named in LITELLM_GATE exists; the test holds the import
+# open while it looks. (Waiting in `find_spec` instead would hold Python's global import lock.)
+IMPORT_GATE = """\
+import importlib.machinery, os, sys, time
+
+
+class Held(importlib.machinery.SourceFileLoader):
+    def exec_module(self, module):
+        while not os.path.exists(os.environ["LITELLM_GATE"]):
+            time.sleep(0.05)
+        super().exec_module(module)
+
+
+class Gate:
+    def find_spec(self, name, path=None, target=None):
+        if name != "litellm":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        spec.loader = Held(spec.loader.name, spec.loader.path)
+        return spec
+
+
+sys.meta_path.insert(0, Gate())
+"""
+
+
+def test_the_header_comes_before_the_litellm_import_and_the_first_request(
+    repo: Path, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    gate, site = tmp_path / "import-may-finish", tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(IMPORT_GATE)
+    write_workflow(repo, ONE)
+    checkpoints = Path(os.environ["TMPDIR"]) / "aethr"
+    held: list[str] = []
+
+    def while_held() -> None:
+        held.append(f"requests={len(server.requests)} checkpoints={sorted(checkpoints.rglob('*.json'))}")
+        gate.touch()
+
+    env = {
+        "AETHR_LIVE": "1",
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_API_BASE": server.base_url,
+        "LITELLM_GATE": str(gate),
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+    }
+    raw = on_tty(["run", "task"], repo, env, lambda out: "aethr · workflow one · 1 step(s) · live" in out, while_held)
+    # Seen while the import was still held: no request, no tree listed (no checkpoint yet).
+    assert held == ["requests=0 checkpoints=[]"], raw
+    assert raw.index("workflow one") < raw.index("run finished"), raw
+    assert len(server.requests) == 1, "the import, once let go, finished and the run went on"
+
+
 def test_a_silent_command_shows_its_last_output_line(repo: Path, tmp_path: Path) -> None:
     go = tmp_path / "go"
     write_workflow(repo, WAITING.format(go=go))

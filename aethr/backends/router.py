@@ -192,7 +192,8 @@ class Backends:
     def preflight(self) -> None:
         """Refuse a run that cannot work, before any call or checkpoint: a live model step whose
         role has no model (ConfigError), a missing key or tool (EnvironmentNotReady), a bad
-        AETHR_MOCK_RESPONSES file (ConfigError)."""
+        AETHR_MOCK_RESPONSES file (ConfigError). A live model step's provider key is left to
+        `check_keys`: knowing which key a provider needs takes the LiteLLM import."""
         for step in self.workflow.steps:
             if self.mode == "live" and step.kind == "model" and self.model_for(step) is None:
                 raise ConfigError(
@@ -202,7 +203,19 @@ class Backends:
                 )
         for step in self.workflow.steps:
             self.output_for(step)
-            self.for_step(step).check_ready(step, self.model_for(step), self.root, self.endpoint_for(step))
+            if not self._keyed_by_litellm(step):
+                self.for_step(step).check_ready(step, self.model_for(step), self.root, self.endpoint_for(step))
+
+    def check_keys(self) -> None:
+        """Refuse (EnvironmentNotReady) a live model step whose provider key is missing. It waits
+        for the LiteLLM import (seconds), so the runner calls it once the run's header is out,
+        and still before any checkpoint."""
+        for step in self.workflow.steps:
+            if self._keyed_by_litellm(step):
+                self.for_step(step).check_ready(step, self.model_for(step), self.root, self.endpoint_for(step))
+
+    def _keyed_by_litellm(self, step: Step) -> bool:
+        return self.mode == "live" and step.kind == "model"
 
 
 def agent_backend(name: str, binary: str | None, hidden: frozenset[str] = frozenset()) -> AgentBackend:
