@@ -119,8 +119,9 @@ def test_a_mock_run_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "aethr.executor" in imported, "the probe sees the run's imports"
-    # The estimate, promotion (--save-workflow) and resuming are other commands' work.
-    assert not imported & {"aethr.estimate", "aethr.promote", "aethr.resume"}
+    # The estimate, promotion (--save-workflow) and resuming are other commands' work; measuring
+    # a change (changes) is an editing step's, and no model step edits.
+    assert not imported & {"aethr.estimate", "aethr.promote", "aethr.resume", "aethr.changes"}
 
 
 _FSYNCS = (

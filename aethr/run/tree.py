@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aethr import changes, git, listing
+from aethr import git, listing
 from aethr.results import Artifact
 
 
@@ -25,8 +25,11 @@ class TreeWatch:
     def begin(self, edits_tree: bool, retry_from: str | None = None) -> None:
         """A step starts; `edits_tree`: its backend may change files. `retry_from`: the tree
         before its failed attempt, which this one retries (its change is measured from there)."""
-        self.before = (retry_from or changes.snapshot(self.root)) if edits_tree else None
+        self.before = None
         if edits_tree:
+            from aethr import changes  # measuring a change is an editing step's work only
+
+            self.before = retry_from or changes.snapshot(self.root)
             self.moved = True
             git.forget_head()  # the step may commit: HEAD is read again after it
             self.files.forget()  # the agent may add or remove files: list them again after it
@@ -36,6 +39,8 @@ class TreeWatch:
         agent gave (`simulated`); None when neither."""
         if self.before is None:
             return None if simulated is None else Artifact(step_id, (), "", "", note=simulated)
+        from aethr import changes
+
         git.forget_head()  # the step may have committed
         artifact, self.after = changes.artifact(self.root, step_id, self.before)
         self.before = None  # measured: nothing of this step is left behind unmeasured
@@ -43,6 +48,8 @@ class TreeWatch:
 
     def left_behind(self) -> str:
         """For a step stopped part-way: the files it had changed, which stay in the tree."""
+        from aethr import changes
+
         return changes.left_behind(self.root, self.before)
 
     def refingerprint(self) -> bool:
