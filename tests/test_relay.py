@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ import pytest
 
 from aethr.backends.relay import Relay
 from aethr.backends.wire import Tokens, UsageReader
-from tests.conftest import aethr, ceiling
+from tests.conftest import aethr, ceiling, wait_until
 from tests.fake_openai import FakeOpenAI
 from tests.test_agents import AGENTS, Agent, left_in, setup
 
@@ -79,8 +80,11 @@ def test_the_relay_passes_each_answer_through_unchanged_and_reads_its_usage(
     server.script = [{"kind": "stream", "text": "a streamed answer in several pieces"}]
     direct = _post(server.base_url, path, body)
     calls: list[Tokens] = []
-    with Relay(server.base_url, calls.append, timeout=60) as relay:
+    told = threading.Event()
+    with Relay(server.base_url, told.set, timeout=60) as relay:
         relayed = _post(relay.url, path, body)
+        wait_until(told.is_set, "the relay tells of the ended call")
+        calls = relay.take()
     assert relayed[:2] == direct[:2], "the answer is passed through byte for byte"
     assert calls == [tokens]
     assert server.headers[1]["Authorization"] == "Bearer sk-relay-secret-0123", "headers pass as they came"
@@ -93,7 +97,7 @@ def test_a_stream_is_passed_on_as_each_piece_arrives(server: FakeOpenAI) -> None
     relay that waited for the end would hang here until the fake's runaway stream ends)."""
     server.runaway_seconds = ceiling(300)
     server.script = [{"kind": "runaway"}]
-    with Relay(server.base_url, lambda tokens: None, timeout=60) as relay:
+    with Relay(server.base_url, lambda: None, timeout=60) as relay:
         connection = http.client.HTTPConnection(urlsplit(relay.url).netloc, timeout=ceiling(60))
         connection.request("POST", "/v1/chat/completions", json.dumps({"stream": True}))
         answer = connection.getresponse()

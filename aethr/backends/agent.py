@@ -49,6 +49,7 @@ class AgentRun:
         self.errors: list[str] = []
         self.relayed = False  # the relay meters its calls: the agent's own usage reports are not counted
         self.wake: Callable[[Callable[[], None]], None] | None = None  # runs a task between its lines
+        self.flush: Callable[[], None] = lambda: None  # once it has ended: what the relay has not counted yet
 
     @property
     def step(self) -> str:
@@ -279,6 +280,7 @@ class AgentBackend:
         # far (UsageReported), as a floor.
         with child:
             ended = child.follow(run.line, timeout=request.timeout, idle=idle)
+        run.flush()
         if ended.code is None:
             limit = f"within {request.timeout:g}s" if ended.timed_out else f"(no output for {idle:g}s)"
             setting = "`timeout`" if ended.timed_out else "`idle_timeout`"

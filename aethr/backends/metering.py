@@ -5,21 +5,23 @@ starts a relay (`backends.relay`) for such a step, hands the agent the relay's U
 endpoint, and counts each call as the relay reads it: the call's tokens are priced and
 added to the step's usage on the thread that follows the agent (`proc.Child.post`), where
 the executor's meter sees them and, at the cap, raises; leaving the child's block then
-ends its whole tree, and the relay forwards nothing more.
+ends its whole tree, and the relay forwards nothing more. Calls that end as the agent
+exits are counted once it has (`flush`), before the step's usage is read.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
+import functools
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from aethr.backends import Request
 from aethr.backends.relay import Relay
-from aethr.backends.wire import Tokens
 from aethr.errors import StepFailed
 from aethr.usage import Usage
+
+_LAST_CALL_SECONDS = 10.0  # an answer still passing when the agent ends is cut at its next chunk
 
 
 class Metered(Protocol):
@@ -28,6 +30,7 @@ class Metered(Protocol):
     usage: Usage
     relayed: bool
     wake: Callable[[Callable[[], None]], None] | None
+    flush: Callable[[], None]
 
     def settle(self, total: Usage, metered: bool = False) -> None: ...
 
@@ -42,8 +45,9 @@ def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Req
     if not request.capped or upstream is None:
         yield request
         return
-    relay = Relay(upstream, lambda tokens: None, request.timeout)
-    relay.on_call = _counter(run, relay)
+    relay = Relay(upstream, lambda: None, request.timeout)
+    relay.on_call = lambda: run.wake(functools.partial(_count, run, relay)) if run.wake else None
+    run.flush = functools.partial(_flush, run, relay)
     with relay:
         run.relayed = True
         try:
@@ -55,27 +59,19 @@ def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Req
             raise
 
 
-def _counter(run: Metered, relay: Relay) -> Callable[[Tokens], None]:
-    """What the relay calls, on its own thread, once per ended call: the call is counted on
-    the agent's thread, and the relay waits for that (its gate stays shut meanwhile)."""
+def _count(run: Metered, relay: Relay) -> None:
+    """On the agent's thread: add the calls that have ended to the step's usage (where the
+    executor's meter raises at the cap); at the cap, nothing more is forwarded."""
+    try:
+        for tokens in relay.take():
+            run.settle(run.usage + run.priced(tokens.prompt, tokens.completion), metered=True)
+    except BaseException:
+        relay.refuse()
+        raise
 
-    def count(tokens: Tokens) -> None:
-        done = threading.Event()
 
-        def add() -> None:
-            try:
-                run.settle(run.usage + run.priced(tokens.prompt, tokens.completion), metered=True)
-            except BaseException:
-                relay.refuse()  # the cap is reached: nothing more goes upstream
-                raise
-            finally:
-                done.set()
-
-        if run.wake is None:
-            return
-        run.wake(add)
-        while not done.wait(0.2):
-            if relay.closed:  # the step is over: nobody will count it
-                return
-
-    return count
+def _flush(run: Metered, relay: Relay) -> None:
+    """Once the agent has ended: its last calls, which it may have outrun, are counted too."""
+    run.wake = None
+    relay.quiet(_LAST_CALL_SECONDS)
+    _count(run, relay)

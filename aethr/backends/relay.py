@@ -5,11 +5,11 @@ long turn's spend too late. Under a cap, aethr points such an agent at this rela
 of its endpoint: it listens on 127.0.0.1 (a port of its own), forwards each request as it
 came to the real upstream (the endpoint aethr would have given the agent), and passes each
 answer back chunk by chunk as it arrives (an SSE stream is never held back). On the way,
-`backends.wire` reads each call's usage, in the provider's own format, and `on_call` is
-told it once the call has ended.
+`backends.wire` reads each call's usage, in the provider's own format; once the call has
+ended its tokens wait for `take` and `on_call` is told.
 
 Between calls the relay is a gate: a request that arrives while an ended call's usage has
-not yet been counted waits until it has (`on_call` returned), and once the cap is reached
+not yet been counted waits until it has (`take`n), and once the cap is reached
 (`refuse`) no request is forwarded again: the agent is answered 503 while aethr ends its
 tree. So a capped agent runs at most the call in flight past the cap, however fast it
 calls. Agents that call in parallel may have one more in flight.
@@ -45,14 +45,15 @@ _GATE_SECONDS = 120.0  # a request waits at most this long for the last call's u
 class Relay:
     """The relay of one agent step; a context manager (leaving it stops the server)."""
 
-    def __init__(self, upstream: str, on_call: Callable[[Tokens], None], timeout: float) -> None:
+    def __init__(self, upstream: str, on_call: Callable[[], None], timeout: float) -> None:
         parts = urlsplit(upstream)
         self.upstream = parts
         self.timeout = timeout
         self.on_call = on_call
         self.closed = False  # the cap is reached, or the step ended: nothing more is forwarded
         self.unreachable: str | None = None  # the upstream and why it could not be reached, if it could not
-        self._pending = 0  # ended calls whose usage is still being counted
+        self._pending = 0  # calls whose usage was seen and is not counted yet
+        self._ended: list[Tokens | None] = []  # of those, the calls that have ended
         self._gate = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
@@ -77,7 +78,8 @@ class Relay:
             self._gate.notify_all()
 
     def admit(self) -> bool:
-        """Wait until every ended call is counted; False when nothing may be forwarded."""
+        """Wait until every call whose usage was seen is counted; False when nothing may be
+        forwarded."""
         with self._gate:
             self._gate.wait_for(lambda: self.closed or self._pending == 0, timeout=_GATE_SECONDS)
             return not self.closed
@@ -87,15 +89,25 @@ class Relay:
         with self._gate:
             self._pending += 1
 
-    def counted(self, tokens: Tokens | None) -> None:
-        """A held call has ended: count its tokens (`on_call`), then open the gate."""
-        try:
-            if tokens is not None:
-                self.on_call(tokens)
-        finally:
-            with self._gate:
-                self._pending -= 1
-                self._gate.notify_all()
+    def ended(self, tokens: Tokens | None) -> None:
+        """A held call has ended with `tokens`: kept for `take`, and `on_call` is told."""
+        with self._gate:
+            self._ended.append(tokens)
+        self.on_call()
+
+    def take(self) -> list[Tokens]:
+        """The ended calls' tokens not taken yet; the gate opens once they are all taken."""
+        with self._gate:
+            taken, self._ended = self._ended, []
+            self._pending -= len(taken)
+            self._gate.notify_all()
+        return [tokens for tokens in taken if tokens is not None]
+
+    def quiet(self, seconds: float) -> None:
+        """Wait (at most `seconds`) until every held call has ended: the agent is gone, and
+        an answer it was reading is cut at its next chunk."""
+        with self._gate:
+            self._gate.wait_for(lambda: self._pending == len(self._ended), timeout=seconds)
 
     def connect(self) -> http.client.HTTPConnection:
         https = self.upstream.scheme == "https"
@@ -185,11 +197,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the agent is gone (stopped) or the upstream cut the answer
         finally:
             tokens = reader.close()
-            if held:
-                self.relay.counted(tokens)
-            elif tokens is not None:
+            if tokens is not None and not held:
                 self.relay.hold()
-                self.relay.counted(tokens)
+            if held or tokens is not None:
+                self.relay.ended(tokens)
 
     def _refused(self) -> None:
         data = b'{"error": {"code": 503, "message": "aethr: the spend cap is reached", "status": "UNAVAILABLE"}}'
