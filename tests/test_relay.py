@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from aethr import pricing
+from aethr.backends.metering import priced
 from aethr.backends.relay import Relay
 from aethr.backends.wire import Tokens, UsageReader
 from tests.conftest import aethr, ceiling, wait_until
@@ -53,11 +55,11 @@ def test_an_agent_in_a_turn_of_many_calls_is_stopped_within_one_call_of_the_cap(
 
 # (path, body, the tokens the fake's answer carries) in each wire format the relay reads
 FORMATS = {
-    "anthropic messages": ("/v1/messages", {"model": "claude", "stream": True}, Tokens(11, 0, 7)),
-    "openai responses": ("/v1/responses", {"model": "gpt", "stream": True}, Tokens(11, 0, 7)),
-    "openai chat": ("/v1/chat/completions", {"model": "gpt", "stream": True}, Tokens(11, 0, 7)),
-    "openai chat, not streamed": ("/v1/chat/completions", {"model": "gpt"}, Tokens(5, 0, 5)),
-    "gemini": ("/v1beta/models/g:streamGenerateContent?alt=sse", {}, Tokens(11, 0, 7)),
+    "anthropic messages": ("/v1/messages", {"model": "claude", "stream": True}, Tokens(11, 0, 7, "claude")),
+    "openai responses": ("/v1/responses", {"model": "gpt", "stream": True}, Tokens(11, 0, 7, "gpt")),
+    "openai chat": ("/v1/chat/completions", {"model": "gpt", "stream": True}, Tokens(11, 0, 7, "gpt")),
+    "openai chat, not streamed": ("/v1/chat/completions", {"model": "gpt"}, Tokens(5, 0, 5, "gpt")),
+    "gemini": ("/v1beta/models/g-flash:streamGenerateContent?alt=sse", {}, Tokens(11, 0, 7, "g-flash")),
 }
 
 
@@ -211,3 +213,14 @@ def test_under_a_cap_an_upstream_that_refuses_connections_fails_in_bounded_time(
     assert result.code == 1, result.both
     assert "could not reach http://127.0.0.1:9" in result.err and "refused" in result.err, result.err
     assert left_in(repo) == []
+
+
+def test_each_call_is_priced_as_the_model_it_named() -> None:
+    """An agent's side calls (titles, routing, summaries) name smaller models than the step's."""
+    tokens = Tokens(1000, 0, 100)
+    small = pricing.price("openai/gpt-4o-mini")
+    step = pricing.price("openai/gpt-5.1-codex")
+    assert small is not None and step is not None
+    assert priced(tokens._replace(model="gpt-4o-mini"), "openai/gpt-5.1-codex").cost_usd == small.cost(1000, 100)
+    assert priced(tokens._replace(model="not-a-model"), "openai/gpt-5.1-codex").cost_usd == step.cost(1000, 100)
+    assert priced(tokens, "openai/not-a-model").cost_usd is None, "unknown, never $0"

@@ -16,8 +16,10 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from aethr import pricing
 from aethr.backends import Request
 from aethr.backends.relay import Relay
+from aethr.backends.wire import Tokens
 from aethr.errors import StepFailed
 from aethr.usage import Usage
 
@@ -34,8 +36,6 @@ class Metered(Protocol):
 
     def settle(self, total: Usage, metered: bool = False) -> None: ...
 
-    def priced(self, prompt_tokens: int, completion_tokens: int) -> Usage: ...
-
 
 @contextlib.contextmanager
 def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Request]:
@@ -46,8 +46,9 @@ def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Req
         yield request
         return
     relay = Relay(upstream, lambda: None, request.timeout)
-    relay.on_call = lambda: run.wake(functools.partial(_count, run, relay)) if run.wake else None
-    run.flush = functools.partial(_flush, run, relay)
+    count = functools.partial(_count, run, relay, request.model)
+    relay.on_call = lambda: run.wake(count) if run.wake else None
+    run.flush = functools.partial(_flush, run, relay, count)
     with relay:
         run.relayed = True
         try:
@@ -59,19 +60,31 @@ def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Req
             raise
 
 
-def _count(run: Metered, relay: Relay) -> None:
+def _count(run: Metered, relay: Relay, step_model: str | None) -> None:
     """On the agent's thread: add the calls that have ended to the step's usage (where the
     executor's meter raises at the cap); at the cap, nothing more is forwarded."""
     try:
         for tokens in relay.take():
-            run.settle(run.usage + run.priced(tokens.prompt, tokens.completion), metered=True)
+            run.settle(run.usage + priced(tokens, step_model), metered=True)
     except BaseException:
         relay.refuse()
         raise
 
 
-def _flush(run: Metered, relay: Relay) -> None:
+def _flush(run: Metered, relay: Relay, count: Callable[[], None]) -> None:
     """Once the agent has ended: its last calls, which it may have outrun, are counted too."""
     run.wake = None
     relay.quiet(_LAST_CALL_SECONDS)
-    _count(run, relay)
+    count()
+
+
+def priced(tokens: Tokens, step_model: str | None) -> Usage:
+    """One call priced as the model it named, under the step's provider (`gemini/` + the
+    name in the request), else as the step's model: a name the table does not know is
+    priced at the step's rate rather than left unknown, which would blind the cap."""
+    provider, _, bare = (step_model or "").partition("/")
+    for model in (f"{provider}/{tokens.model}" if bare and tokens.model else None, step_model):
+        price = pricing.price(model) if model else None
+        if price is not None:
+            return Usage(tokens.prompt, tokens.completion, price.cost(tokens.prompt, tokens.completion))
+    return Usage(tokens.prompt, tokens.completion, None)

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from aethr.backends.wire import Tokens, UsageReader
+from aethr.backends.wire import Tokens, UsageReader, called_model
 
 # Framing belongs to each hop; the rest of a request's headers pass as they came.
 _HOP = frozenset(
@@ -143,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.relay.unreachable = f"{self.relay.upstream.geturl()}: {exc.strerror or exc}"
                 self.close_connection = True  # as the upstream failed: no answer at all
                 return
-            self._answer(answer)
+            self._answer(answer, called_model(self.path, body))
         finally:
             upstream.close()
 
@@ -169,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
         upstream.endheaders(body)
         return upstream.getresponse()
 
-    def _answer(self, answer: http.client.HTTPResponse) -> None:
+    def _answer(self, answer: http.client.HTTPResponse, model: str | None) -> None:
         """Pass the answer back as it comes, reading its usage on the way."""
         self.send_response_only(answer.status, answer.reason)
         for name, value in answer.getheaders():
@@ -181,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header(*(("Content-Length", length) if length is not None else ("Transfer-Encoding", "chunked")))
         self.end_headers()
         streamed = (answer.getheader("Content-Type") or "").startswith("text/event-stream")
-        reader, held = UsageReader(event_stream=streamed), False
+        reader, held = UsageReader(streamed, model), False
         try:
             for data in iter(lambda: answer.read1(65536), b""):
                 reader.feed(data)

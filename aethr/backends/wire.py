@@ -17,24 +17,40 @@ far, never increments.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, NamedTuple
 
+_MODEL_IN_PATH = re.compile(r"/models/([^/:]+):")
 _MOST_BODY = 16 * 1024 * 1024  # a non-streamed answer larger than this is not read for usage
 
 
 class Tokens(NamedTuple):
-    """One call's tokens: `prompt` counts every input token, the `cached` ones among them."""
+    """One call's tokens: `prompt` counts every input token, the `cached` ones among them;
+    `model` is the one the request named (an agent's side calls name smaller models)."""
 
     prompt: int
     cached: int
     completion: int
+    model: str | None = None
+
+
+def called_model(path: str, body: bytes) -> str | None:
+    """The model a request names: its body's `model` (Anthropic, OpenAI), else its path's
+    `/models/NAME:` (Gemini); None when it names none."""
+    found = _MODEL_IN_PATH.search(path.partition("?")[0])
+    try:
+        named = json.loads(body).get("model") if body[:1] == b"{" else None
+    except (ValueError, AttributeError):
+        named = None
+    return named if isinstance(named, str) and named else (found.group(1) if found else None)
 
 
 class UsageReader:
     """Reads one answer's usage; `feed` its bytes as they come, `close` at its end."""
 
-    def __init__(self, event_stream: bool) -> None:
+    def __init__(self, event_stream: bool, model: str | None = None) -> None:
         self._event_stream = event_stream
+        self._model = model
         self._pending = b""
         self._body: list[bytes] = []
         self._size = 0
@@ -66,7 +82,8 @@ class UsageReader:
         if not self._seen:
             return None
         prompt = self._seen.get("prompt", 0)
-        return Tokens(prompt, min(self._seen.get("cached", 0), prompt), self._seen.get("completion", 0))
+        cached = min(self._seen.get("cached", 0), prompt)
+        return Tokens(prompt, cached, self._seen.get("completion", 0), self._model)
 
     def _line(self, line: bytes) -> None:
         line = line.strip()
