@@ -117,6 +117,7 @@ class Relay:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # each SSE event goes out as it is written, not held for an ACK
 
     def log_message(self, format: str, *args: Any) -> None:
         """Never: a request line or header may carry a key."""
