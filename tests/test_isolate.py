@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,12 @@ def finished(out: str) -> dict[str, object]:
     return last
 
 
+def _context(stdout: str, source: str) -> str:
+    """One context block of the last step's prompt (from --json)."""
+    prompt = [json.loads(ln)["prompt"] for ln in stdout.splitlines() if '"prompt_built"' in ln][-1]
+    return prompt.split(f"<<< context: {source} >>>", 1)[1].split(f"<<< end: {source} >>>", 1)[0]
+
+
 def test_the_worktree_starts_from_the_uncommitted_work_and_the_patch_holds_only_the_runs(tmp_path: Path) -> None:
     repo, out = project(tmp_path), tmp_path / "seen"
     out.mkdir()
@@ -106,6 +113,39 @@ def test_the_worktree_starts_from_the_uncommitted_work_and_the_patch_holds_only_
     assert not list(patch.parent.glob("*.tree")) and not list(patch.parent.glob("*.json"))
 
 
+DIFF_THEN_REVIEW = """\
+workflow: iso
+roles: {{reviewer: Review.}}
+isolate: true
+env_passthrough: [PASSED_TOKEN]
+steps:
+  - id: edit
+    run: 'echo run >> b.txt; test ! -e .env; echo "${{PASSED_TOKEN:-none}} ${{HELD_TOKEN:-none}}" > {out}/env'
+  - id: review
+    role: reviewer
+    context: [git_diff]
+"""
+
+
+def test_git_diff_shows_the_carried_over_changes_and_the_runs_and_env_keys_follow_the_plain_rules(
+    tmp_path: Path,
+) -> None:
+    repo, out = project(tmp_path), tmp_path / "seen"
+    out.mkdir()
+    write_workflow(repo, DIFF_THEN_REVIEW.format(out=out))
+    (repo / ".gitignore").write_text(".venv/\n.env\n")
+    git(repo, "commit", "-qam", "ignore .env")
+    (repo / ".env").write_text("PASSED_TOKEN=passed-0123456789\nHELD_TOKEN=held-0123456789\n")
+    user_changes(repo)
+    result = aethr("run", "task", "--exec-commands", "--json", cwd=repo)
+    assert result.code == 0, result.both
+    git_diff = _context(result.out, "git_diff")
+    for carried in ("+staged", "+unstaged", "gone.txt", "u.txt", "+run"):
+        assert carried in git_diff, f"git_diff holds {carried!r} as in a plain run: {git_diff}"
+    assert (out / "env").read_text() == "passed-0123456789 none\n", "a .env key reaches a step only if passed"
+    only_the_checkout(repo)
+
+
 AGENT = """\
 workflow: agent
 roles: {implementer: Implement it.}
@@ -120,51 +160,76 @@ steps:
 CLAUDE = os.environ.get("AETHR_TEST_CLAUDE", "")
 
 
-class Gated(FakeOpenAI):
-    """The loopback fake, holding every model call until `go` is set: the agent is then
-    running, and the test edits the checkout meanwhile."""
+Script = list[dict[str, Any]]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.called, self.go = threading.Event(), threading.Event()
+
+class Claudes(FakeOpenAI):
+    """The loopback fake for Claude Code runs in worktrees. Every call waits until `go` is set
+    (the agents are running meanwhile, and the test acts). A Messages call then gets the next
+    turn of the script for the worktree the request names (Claude Code's prompt gives its
+    working directory); any other call (a reviewer's) gets the default answer."""
+
+    def __init__(self, trees: Callable[[], list[Path]], script: Callable[[Path, str], Script]) -> None:
+        super().__init__([{"kind": "stream", "text": "Looks right."}])
+        self.trees, self.script_for = trees, script
+        self.turns: dict[Path, int] = {}
+        self.waiting = 0
+        self.go = threading.Event()
 
     def next_behaviour(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-        self.called.set()
+        with self._lock:
+            self.waiting += 1
         self.go.wait(ceiling(120))
-        return super().next_behaviour(body, headers)
+        answer = super().next_behaviour(body, headers)
+        text = json.dumps(body)
+        named = [t for t in self.trees() if str(t) in text]
+        if not headers["path"].startswith("/v1/messages") or not named:
+            return answer
+        with self._lock:
+            turn = self.turns[named[0]] = self.turns.get(named[0], -1) + 1
+        script = self.script_for(named[0], text)
+        return script[min(turn, len(script) - 1)]
 
 
-def test_claude_code_works_in_the_worktree_while_the_user_edits_the_checkout(tmp_path: Path, clean_env: Path) -> None:
+def _edit(where: Path, old: str, new: str) -> Script:
+    """Claude Code's turns that change `old` to `new` in `where` (a file of a worktree)."""
+    return [
+        {"kind": "tool", "name": "Read", "arguments": {"file_path": str(where)}},
+        {"kind": "tool", "name": "Edit", "arguments": {"file_path": str(where), "old_string": old, "new_string": new}},
+        {"kind": "stream", "text": f"I changed {where.name}."},
+    ]
+
+
+def _claude_env(server: FakeOpenAI) -> dict[str, str]:
     if not Path(CLAUDE).is_file() and os.environ.get("CI") != "true":
         pytest.skip("set AETHR_TEST_CLAUDE to the claude binary (`make test` installs it)")
-    repo = project(tmp_path)
-    write_workflow(repo, AGENT)
-    git(repo, "add", ".aethr.yaml")
-    git(repo, "commit", "-qm", "workflow")
-    server = Gated().start()
-    env = {
+    return {
         "AETHR_LIVE": "1",
         "AETHR_CLAUDE_BIN": CLAUDE,
         "ANTHROPIC_API_KEY": "sk-test-agent-0123456789",
         "ANTHROPIC_BASE_URL": server.base_url.removesuffix("/v1"),
+        "OPENAI_API_KEY": "sk-test-0123456789",
+        "OPENAI_API_BASE": server.base_url,  # a reviewer's model step
     }
+
+
+def test_claude_code_works_in_the_worktree_while_the_user_edits_the_checkout(tmp_path: Path, clean_env: Path) -> None:
+    repo = project(tmp_path)
+    write_workflow(repo, AGENT)
+    git(repo, "add", ".aethr.yaml")
+    git(repo, "commit", "-qm", "workflow")
+    server = Claudes(lambda: sorted(clean_env.glob("aethr/*/*.tree")), lambda tree, _: _edit(tree / "b.txt", "b", "x"))
+    server.start()
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "aethr", "run", "change b to x", "--json"],
             cwd=repo,
-            env={**os.environ, **env},
+            env={**os.environ, **_claude_env(server)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_until(lambda: server.called.is_set() or proc.poll() is not None, "Claude Code calls the model")
-        tree = _kept_tree(clean_env)
-        target = str(tree / "b.txt")
-        server.script = [
-            {"kind": "tool", "name": "Read", "arguments": {"file_path": target}},
-            {"kind": "tool", "name": "Edit", "arguments": {"file_path": target, "old_string": "b", "new_string": "x"}},
-            {"kind": "stream", "text": "I changed b.txt."},
-        ]
+        wait_until(lambda: server.waiting or proc.poll() is not None, "Claude Code calls the model")
         (repo / "a.txt").write_text("the user's edit while the agent runs\n")
         (repo / "mine.txt").write_text("new\n")
         made = checkout_state(repo)
@@ -197,22 +262,60 @@ def _start(repo: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_two_isolated_runs_at_once_each_see_and_hand_back_only_their_own(tmp_path: Path) -> None:
-    repo, out = project(tmp_path), tmp_path / "marks"
-    out.mkdir()
-    for name in ("one", "two"):
-        (repo / f"{name}.yaml").write_text(EDIT_THEN_REVIEW.format(name=name, out=out))
-    runs = {name: _start(repo, "--isolate", "-c", f"{name}.yaml") for name in ("one", "two")}
-    wait_until(lambda: all((out / f"{n}-ready").exists() for n in runs), "both runs have edited")
-    (out / "go").touch()
-    for name, proc in runs.items():
-        stdout, stderr = proc.communicate(timeout=ceiling(120))
-        assert proc.returncode == 0, stdout + stderr
-        other = "two" if name == "one" else "one"
-        prompt = next(json.loads(ln)["prompt"] for ln in stdout.splitlines() if '"prompt_built"' in ln)
-        assert f"{name}.txt" in prompt and f"{other}.txt" not in prompt, prompt
+TWO_AGENTS = """\
+workflow: agent
+roles: {implementer: Implement it., reviewer: Review it.}
+models: {implementer: anthropic:claude-sonnet-4-5, reviewer: openai:gpt-4o-mini}
+isolate: true
+steps:
+  - id: implement
+    role: implementer
+    backend: claude
+  - id: review
+    role: reviewer
+    context: [latest_diff]
+"""
+
+
+def test_two_isolated_runs_at_once_each_see_and_hand_back_only_their_own(tmp_path: Path, clean_env: Path) -> None:
+    repo = project(tmp_path)
+    write_workflow(repo, TWO_AGENTS)
+    edits = {"one": ("a.txt", "a", "one"), "two": ("b.txt", "b", "two")}
+
+    def script(tree: Path, request: str) -> Script:
+        name, old, new = edits["one" if "task one" in request else "two"]
+        return _edit(tree / name, old, new)
+
+    server = Claudes(lambda: sorted(clean_env.glob("aethr/*/*.tree")), script)
+    server.start()
+    try:
+        runs = {
+            name: subprocess.Popen(
+                [sys.executable, "-m", "aethr", "run", f"task {name}", "--json"],
+                cwd=repo,
+                env={**os.environ, **_claude_env(server)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in edits
+        }
+        live = lambda: server.waiting >= 2 or any(p.poll() is not None for p in runs.values())  # noqa: E731
+        wait_until(live, "both agents are running, each in its worktree")
+        assert len(list(clean_env.glob("aethr/*/*.tree"))) == 2
+        server.go.set()
+        ended = {name: proc.communicate(timeout=ceiling(240)) for name, proc in runs.items()}
+    finally:
+        server.go.set()
+        server.stop()
+    for name, (stdout, stderr) in ended.items():
+        assert runs[name].returncode == 0, stdout + stderr
+        mine, other = edits[name][0], edits["two" if name == "one" else "one"][0]
+        latest = _context(stdout, "latest_diff")
+        assert f"+{name}" in latest and mine in latest and other not in latest, latest
         patch = Path(str(finished(stdout)["patch"])).read_text()
-        assert f"+{name}" in patch and f"{other}.txt" not in patch, patch
+        assert f"+{name}" in patch and other not in patch, patch
+    assert (repo / "a.txt").read_text() == "a\n" and (repo / "b.txt").read_text() == "b\n"
     only_the_checkout(repo)
 
 
