@@ -133,13 +133,15 @@ def _link(tree: Tree, root: Path) -> None:
     """Symlink each named ignored path of the project into the worktree; refuse what the secret
     policy refuses, and what is not ignored (the worktree has it already)."""
     for name in tree.links:
+        source, target = root / name, tree.root / name
         why = sensitive.by_target(root, name)
+        if why is None and not source.exists():
+            continue  # a missing one is skipped (git cannot tell whether `dir/` ignores it)
         if why is None and not git.is_ignored(root, name):
             why = "it is not ignored by git, so the worktree has it already"
         if why:
             raise UsageError(f"isolate: link: {name}: not linked: {why}")
-        source, target = root / name, tree.root / name
-        if not source.exists() or target.exists():
+        if target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(source.resolve(), target_is_directory=source.is_dir())

@@ -59,9 +59,11 @@ def hold(path: Path) -> IO[bytes]:
 
 
 def release(path: Path, handle: IO[bytes], *, finished: bool) -> None:
-    """Let go of the run's lock; a finished run's checkpoint and lock file are removed."""
+    """Let go of the run's lock; a finished run's checkpoint and lock file are removed, and so
+    is the lock of a run that stopped before its first checkpoint (refused: nothing to resume)."""
     if finished:
         path.unlink(missing_ok=True)
+    if finished or not path.exists():
         _lock_path(path).unlink(missing_ok=True)
     handle.close()
 

@@ -40,8 +40,8 @@ steps:
 
 
 def project(tmp_path: Path) -> Path:
-    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n", "b.txt": "b\n", "gone.txt": "g\n", ".gitignore": ".venv/\n"})
-    return repo
+    files = {"a.txt": "a\n", "b.txt": "b\n", "gone.txt": "g\n", ".gitignore": ".venv/\nnode_modules/\n"}
+    return make_repo(tmp_path / "repo", files)
 
 
 def user_changes(repo: Path) -> None:
@@ -133,7 +133,7 @@ def test_git_diff_shows_the_carried_over_changes_and_the_runs_and_env_keys_follo
     repo, out = project(tmp_path), tmp_path / "seen"
     out.mkdir()
     write_workflow(repo, DIFF_THEN_REVIEW.format(out=out))
-    (repo / ".gitignore").write_text(".venv/\n.env\n")
+    (repo / ".gitignore").write_text(".venv/\nnode_modules/\n.env\n")
     git(repo, "commit", "-qam", "ignore .env")
     (repo / ".env").write_text("PASSED_TOKEN=passed-0123456789\nHELD_TOKEN=held-0123456789\n")
     user_changes(repo)
@@ -415,14 +415,15 @@ def test_after_a_sigkill_prune_clears_the_worktree(tmp_path: Path, clean_env: Pa
 
 
 def test_link_lets_a_step_use_the_projects_virtualenv_and_secrets_are_neither_linked_nor_copied(
-    tmp_path: Path,
+    tmp_path: Path, clean_env: Path
 ) -> None:
     repo = project(tmp_path)
     (repo / ".venv" / "bin").mkdir(parents=True)
     shell_script(repo / ".venv" / "bin" / "tool", "echo from-the-venv")
     (repo / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")  # untracked, not ignored
     run = "'.venv/bin/tool > out.txt; test ! -e id_rsa'"
-    write_workflow(repo, ONE_STEP.format(extra="isolate: {link: [.venv]}\n", run=run))
+    # node_modules/ is missing: skipped (git cannot say whether a missing path is an ignored folder)
+    write_workflow(repo, ONE_STEP.format(extra="isolate: {link: [.venv, node_modules]}\n", run=run))
     result = aethr("run", "task", "--exec-commands", "--json", cwd=repo)
     assert result.code == 0, result.both
     patch = Path(str(finished(result.out)["patch"])).read_text()
@@ -431,6 +432,8 @@ def test_link_lets_a_step_use_the_projects_virtualenv_and_secrets_are_neither_li
     (repo / ".env").write_text("OPENAI_API_KEY=sk-test-secret\n")
     refused = aethr("run", "task", "--exec-commands", cwd=repo)
     assert refused.code == 2 and "link: .env: not linked" in refused.err, refused.both
+    left = [p.name for p in clean_env.glob("aethr/*/*") if p.suffix != ".patch"]
+    assert left == [], "a refused run leaves no lock, worktree or checkpoint"
     only_the_checkout(repo)
 
 
