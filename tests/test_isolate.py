@@ -511,7 +511,7 @@ def test_isolation_needs_a_repository_with_a_commit(tmp_path: Path) -> None:
     plain.mkdir()
     write_workflow(plain, ONE_STEP.format(extra="", run="'true'"))
     outside = aethr("run", "task", "--isolate", "--exec-commands", cwd=plain)
-    assert outside.code == 4 and "needs a git repository" in outside.err, outside.both
+    assert outside.code == 4 and "is not a git repository" in outside.err, outside.both
     git(plain, "init", "-q")
     empty = aethr("run", "task", "--isolate", "--exec-commands", cwd=plain)
     assert empty.code == 4 and "no commit yet" in empty.err, empty.both
