@@ -3,7 +3,8 @@
 LiteLLM ships `model_prices_and_context_window_backup.json` and
 `provider_endpoints_support_backup.json` inside its package. This module finds
 them without importing litellm (which costs seconds) and answers, per model: USD
-per input and output token, and the context window; and which providers LiteLLM
+per input and output token (and per cached input token, read from or written to
+the provider's prompt cache), and the context window; and which providers LiteLLM
 knows. It is the one reader of those tables: the live backend prices calls with
 it, the workflow loader checks model names with it, and the estimate and the
 spend cap read it too.
@@ -29,12 +30,25 @@ _PROVIDER_ALIASES = {"google": "gemini", "gemini": "gemini", "vertex_ai": "verte
 
 
 class Price(NamedTuple):
+    """USD per token of one model, from LiteLLM's table or a workflow's `prices:` entry."""
+
     input_per_token: float
     output_per_token: float
-    window: int | None  # input tokens the model accepts, when the table says
+    window: int | None = None  # input tokens the model accepts, when the table says
+    cached_per_token: float | None = None  # a cache read; None: billed as input
+    write_per_token: float | None = None  # a cache write (Anthropic's creation); None: billed as input
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached: int = 0, written: int = 0) -> float:
+        """USD for calls of `prompt_tokens` input tokens, of which `cached` were read from the
+        prompt cache and `written` written to it (each at its own rate, the input rate when the
+        price has none), and `completion_tokens` output tokens."""
+        cached = min(cached, prompt_tokens)
+        written = min(written, prompt_tokens - cached)
+        read_rate = self.input_per_token if self.cached_per_token is None else self.cached_per_token
+        write_rate = self.input_per_token if self.write_per_token is None else self.write_per_token
+        fresh = prompt_tokens - cached - written
+        prompt = fresh * self.input_per_token + cached * read_rate + written * write_rate
+        return prompt + completion_tokens * self.output_per_token
 
 
 def table_path(name: str = TABLE_NAME) -> Path | None:
@@ -144,7 +158,20 @@ def price(model: str) -> Price | None:
     cost_in, cost_out = found.get("input_cost_per_token"), found.get("output_cost_per_token")
     if not isinstance(cost_in, int | float) or not isinstance(cost_out, int | float):
         return None
-    return Price(float(cost_in), float(cost_out), window(model))
+    read, write = found.get("cache_read_input_token_cost"), found.get("cache_creation_input_token_cost")
+    return Price(float(cost_in), float(cost_out), window(model), _rate(read), _rate(write))
+
+
+def _rate(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
+
+
+def of(model: str | None, listed: Price | None = None) -> Price | None:
+    """The price a call of `model` is charged at: the workflow's `prices:` entry (`listed`),
+    else LiteLLM's table; None when neither has one."""
+    if listed is not None:
+        return listed
+    return price(model) if model else None
 
 
 def window(model: str) -> int | None:
@@ -156,7 +183,7 @@ def window(model: str) -> int | None:
     return int(value) if isinstance(value, int | float) and value > 0 else None
 
 
-def cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """The USD cost of one call, or None when the model has no price."""
+def cost(model: str, prompt_tokens: int, completion_tokens: int, cached: int = 0, written: int = 0) -> float | None:
+    """The USD cost of one call (see `Price.cost`), or None when the model has no price."""
     found = price(model)
-    return None if found is None else found.cost(prompt_tokens, completion_tokens)
+    return None if found is None else found.cost(prompt_tokens, completion_tokens, cached, written)

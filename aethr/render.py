@@ -33,21 +33,7 @@ from aethr.events import (
     TextChunk,
     to_dict,
 )
-from aethr.usage import Usage, usd
-
-
-def money(usage: Usage) -> str:
-    """The cost as shown: "unknown" when no price is known, "≥$x" for a floor (a call cut off).
-    A floor of nothing known (an unpriced part beside a $0 one) says nothing, so it is unknown too."""
-    if usage.cost_usd is None or (usage.at_least and not usage.cost_usd):
-        return "unknown"
-    floor = "≥" if usage.at_least else ""
-    return floor + (f"${usage.cost_usd:.6f}" if usage.cost_usd else "$0")
-
-
-def tokens(usage: Usage) -> str:
-    """Tokens as shown; "~" marks aethr's own estimate (the provider reported none)."""
-    return f"{'~' if usage.estimated else ''}{usage.prompt_tokens}+{usage.completion_tokens}"
+from aethr.usage import money, tokens, usd
 
 
 class TerminalRenderer:
@@ -179,7 +165,7 @@ class TerminalRenderer:
                 (event.step_id, role, model, status, "", tokens(spent) if spent else "", money(spent) if spent else "")
             )
         title = "run failed" if failed else "run finished"
-        total = f"{event.seconds:.1f}s · tokens {tokens(event.usage)} · cost {money(event.usage)}"
+        total = f"{event.seconds:.1f}s · tokens {tokens(event.usage, share=True)} · cost {money(event.usage)}"
         if event.cap_usd is not None:
             total += f" of a {usd(event.cap_usd)} cap"
         if self.color:

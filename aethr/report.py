@@ -215,7 +215,7 @@ class Report:
         return render(fmt, text, heading, diff_text)
 
     def markdown_summary(self, code: int, reason: str | None) -> str:
-        from aethr.render import money, tokens
+        from aethr.usage import money, tokens
 
         lines = [f"### aethr · {self.workflow or 'run'} · verdict: **{self.verdict}**", ""]
         lines += ["| step | role | model | passes | status | time | tokens | cost |", "| --- " * 8 + "|"]
@@ -227,7 +227,7 @@ class Report:
             )
         if self.failed_step and self.failed_step not in self.steps:
             lines.append(f"| {self.failed_step} | | | | failed | | | |")
-        total = f"tokens {tokens(self.usage)} · {money(self.usage)}"
+        total = f"tokens {tokens(self.usage, share=True)} · {money(self.usage)}"
         ending = "finished" if code == 0 else f"failed: {_cell(sensitive.mask(reason or ''))}"
         lines += ["", f"**exit {code}** ({self.status(code)}) · {ending} · {total}", ""]
         if self.options.summary_include_output and self.final_text:

@@ -118,4 +118,9 @@ def usage_from_dict(data: Any) -> Usage:
         raise ValueError("usage cost must be a number, 0 or more, or null")
     if not isinstance(at_least, bool) or not isinstance(estimated, bool):
         raise ValueError("usage at_least and estimated must be true or false")
-    return Usage(tokens_in, tokens_out, None if cost is None else float(cost), at_least, estimated)
+    # A checkpoint written before cached tokens were counted has neither field: none were.
+    cached, written = data.get("cached_tokens", 0), data.get("cache_write_tokens", 0)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= tokens_in for n in (cached, written)):
+        raise ValueError("usage cached tokens must be whole numbers, 0 to the prompt tokens")
+    cost_usd = None if cost is None else float(cost)
+    return Usage(tokens_in, tokens_out, cost_usd, at_least, estimated, cached, written)

@@ -208,6 +208,12 @@ class ModelEntry(_Strict):
 class Price(_Strict):
     input: float = Field(ge=0, description="USD per million input tokens.")
     output: float = Field(ge=0, description="USD per million output tokens.")
+    cached_input: float | None = Field(
+        None, ge=0, description="USD per million input tokens read from the prompt cache (default: the input price)."
+    )
+    cache_write: float | None = Field(
+        None, ge=0, description="USD per million input tokens written to the prompt cache (default: the input price)."
+    )
 
 
 class Isolate(_Strict):

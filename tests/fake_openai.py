@@ -16,6 +16,7 @@ script runs out, the last behaviour repeats. Behaviours (dicts):
     {"kind": "empty"}                     a finished answer with no text
     "finish": "length" on a stream/json   the finish reason sent (default "stop")
     "headers": {...} on a stream          extra response headers (a gateway's x-litellm-…)
+    "cache": true on a stream (any format)   usage with cached tokens by prefix match (`fake_cache`)
 
 Every request body is appended to `requests` (and to `log_path` as JSON lines when
 running as a script). Run standalone: `python tests/fake_openai.py SCRIPT.json`
@@ -33,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from tests import fake_providers
+    from tests import fake_cache, fake_providers
 except ImportError:  # run as a script: `python tests/fake_openai.py`
+    import fake_cache  # type: ignore[no-redef]
     import fake_providers  # type: ignore[no-redef]
 
 
@@ -45,6 +47,8 @@ class FakeOpenAI:
         self.headers: list[dict[str, str]] = []
         self.log_path = log_path
         self.runaway_seconds = 120.0
+        self.cache = fake_cache.PromptCache()
+        self.billed: list[fake_cache.Billed] = []  # what each `"cache": true` call was billed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -98,6 +102,10 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 behaviour = fake.next_behaviour(body, {**dict(self.headers), "path": self.path})
+                if behaviour.get("cache"):
+                    billed = fake.cache.bill(self.path, body)
+                    fake.billed.append(billed)
+                    behaviour = {**behaviour, "billed": billed}
                 kind = behaviour.get("kind", "stream")
                 if kind == "hang":
                     fake._stop.wait(600)
@@ -215,10 +223,14 @@ class FakeOpenAI:
                     if behaviour.get("usage") is False:  # a server that reports no usage
                         self._event("[DONE]")
                         return
-                    usage = {
+                    usage: dict[str, Any] = {
                         "prompt_tokens": int(behaviour.get("prompt_tokens", 11)),
                         "completion_tokens": int(behaviour.get("completion_tokens", 7)),
                     }
+                    billed = behaviour.get("billed")
+                    if billed is not None:
+                        usage["prompt_tokens"] = billed.prompt
+                        usage["prompt_tokens_details"] = {"cached_tokens": billed.cached}
                     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
                     self._event(
                         {

@@ -73,7 +73,12 @@ def anthropic(
         return
     model = body.get("model", "claude")
     start = {"id": "msg_fake", "type": "message", "role": "assistant", "content": [], "model": model}
-    start |= {"stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 11, "output_tokens": 1}}
+    usage: dict[str, Any] = {"input_tokens": 11, "output_tokens": 1}
+    billed = behaviour.get("billed")
+    if billed is not None:  # Anthropic counts cache reads and writes beside input_tokens
+        usage["input_tokens"] = billed.prompt - billed.cached - billed.written
+        usage |= {"cache_read_input_tokens": billed.cached, "cache_creation_input_tokens": billed.written}
+    start |= {"stop_reason": None, "stop_sequence": None, "usage": usage}
     _sse(handler, {"type": "message_start", "message": start}, "message_start")
     if kind == "tool":
         _anthropic_tool(handler, behaviour)
@@ -138,8 +143,10 @@ def responses(
             return
         item = item | {"status": "completed", "content": [{"type": "output_text", "text": text, "annotations": []}]}
     _sse(handler, {"type": "response.output_item.done", "output_index": 0, "item": item})
-    usage = {"input_tokens": 11, "output_tokens": 7, "total_tokens": 18}
-    usage |= {"input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+    billed = behaviour.get("billed")
+    prompt, cached = (billed.prompt, billed.cached) if billed is not None else (11, 0)
+    usage = {"input_tokens": prompt, "output_tokens": 7, "total_tokens": prompt + 7}
+    usage |= {"input_tokens_details": {"cached_tokens": cached}, "output_tokens_details": {"reasoning_tokens": 0}}
     done = head | {"status": "completed", "output": [item], "usage": usage}
     _sse(handler, {"type": "response.completed", "response": done}, "response.completed")
 
@@ -165,5 +172,13 @@ def gemini(
             candidate["finishReason"] = "STOP"
         chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": "gemini-2.5-flash"}
         if last and kind != "drop":
-            chunk["usageMetadata"] = {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
+            chunk["usageMetadata"] = _gemini_usage(behaviour.get("billed"))
         _sse(handler, chunk)
+
+
+def _gemini_usage(billed: Any) -> dict[str, Any]:
+    """Gemini's usage: `promptTokenCount` counts every input token, the cached ones among them."""
+    if billed is None:
+        return {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
+    usage = {"promptTokenCount": billed.prompt, "candidatesTokenCount": 7, "totalTokenCount": billed.prompt + 7}
+    return usage | ({"cachedContentTokenCount": billed.cached} if billed.cached else {})

@@ -96,6 +96,8 @@ def test_json_events_carry_usage(repo: Path, server: FakeOpenAI) -> None:
         "cost_usd": pytest.approx(5.85e-06),
         "at_least": False,
         "estimated": False,
+        "cached_tokens": 0,
+        "cache_write_tokens": 0,
     }
     assert events[-1]["event"] == "run_finished"
     assert KEY not in result.out

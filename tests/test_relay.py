@@ -128,7 +128,7 @@ EVENTS = {
             {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "hi"}},
             {"type": "message_delta", "usage": {"output_tokens": 40}},
         ],
-        Tokens(105, 90, 40),
+        Tokens(105, 90, 40, written=10),
     ),
     "openai responses": (
         [

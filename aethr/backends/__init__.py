@@ -22,6 +22,7 @@ from aethr.schema import Step
 from aethr.usage import Usage
 
 if TYPE_CHECKING:
+    from aethr.pricing import Price
     from aethr.structured import OutputSpec
 
 Emit = Callable[[Event], None]
@@ -33,7 +34,7 @@ class Endpoint(NamedTuple):
     api_base: str | None = None
     api_key_env: str | None = None  # the variable holding the key; "none" for a keyless server
     retries: int | None = None  # None: the default (2, or 0 behind a gateway)
-    price: tuple[float, float] | None = None  # USD per input and output token, from `prices:`
+    price: Price | None = None  # USD per token (input, output, cached input), from `prices:`
     first_byte: float = 25.0  # seconds until the first chunk
     idle: float = 60.0  # seconds between chunks (agents: between events)
     max_tokens: int | None = None  # the step's `max_output_tokens`, sent to the model

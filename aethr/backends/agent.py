@@ -75,11 +75,13 @@ class AgentRun:
         self.usage = total
         self.emit(UsageReported(self.request.step_id, self.usage))
 
-    def priced(self, prompt_tokens: int, completion_tokens: int) -> Usage:
-        """Tokens priced through LiteLLM's table; the cost is unknown for a model not in it."""
-        model = self.request.model
-        cost = pricing.cost(model, prompt_tokens, completion_tokens) if model else None
-        return Usage(prompt_tokens, completion_tokens, cost)
+    def priced(self, prompt_tokens: int, completion_tokens: int, cached: int = 0, written: int = 0) -> Usage:
+        """Tokens priced at the workflow's `prices:` entry, else LiteLLM's table; the cost is unknown
+        for a model in neither. `prompt_tokens` counts every input token: the `cached` ones read
+        from the prompt cache and the `written` ones among them, each at its own rate."""
+        price = pricing.of(self.request.model, self.request.endpoint.price)
+        cost = None if price is None else price.cost(prompt_tokens, completion_tokens, cached, written)
+        return Usage(prompt_tokens, completion_tokens, cost, cached_tokens=cached, cache_write_tokens=written)
 
     def line(self, text: str) -> None:
         """One stdout line: JSON objects are events; anything else (banners, warnings) is not."""

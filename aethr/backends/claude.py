@@ -114,8 +114,9 @@ class _ClaudeRun(AgentRun):
         usage = as_dict(message.get("usage"))
         if call and call not in self.calls and usage:
             self.calls.add(call)
-            prompt = sum(count(usage.get(k)) for k in ("input_tokens", "cache_read_input_tokens"))
-            self.spent(self.priced(prompt + count(usage.get("cache_creation_input_tokens")), 0))
+            # Anthropic counts cache reads and writes beside `input_tokens`, not within it.
+            read, written = count(usage.get("cache_read_input_tokens")), count(usage.get("cache_creation_input_tokens"))
+            self.spent(self.priced(count(usage.get("input_tokens")) + read + written, 0, read, written))
 
     def check(self, code: int, stderr: tuple[str, ...]) -> None:
         result = self.result
@@ -152,16 +153,21 @@ def _total(result: dict[str, Any], so_far: Usage) -> Usage:
     """The whole run's usage from its `result`: tokens from `modelUsage` (else as its calls
     reported them), and its cost in full as `total_cost_usd` says, with or without tokens.
     Without that field, what its calls were priced at so far stands, as a floor."""
-    prompt = completion = 0
+    prompt = completion = read = written = 0
     for usage in (as_dict(u) for u in as_dict(result.get("modelUsage")).values()):
-        prompt += sum(count(usage.get(k)) for k in ("inputTokens", "cacheReadInputTokens", "cacheCreationInputTokens"))
+        read += count(usage.get("cacheReadInputTokens"))
+        written += count(usage.get("cacheCreationInputTokens"))
+        prompt += count(usage.get("inputTokens"))
         completion += count(usage.get("outputTokens"))
+    prompt += read + written
     if not prompt and not completion:
         prompt, completion = so_far.prompt_tokens, so_far.completion_tokens
+        read, written = so_far.cached_tokens, so_far.cache_write_tokens
+    tokens = (prompt, completion)
     cost = result.get("total_cost_usd")
     if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
-        return Usage(prompt, completion, float(cost))
-    return Usage(prompt, completion, so_far.cost_usd, at_least=True)
+        return Usage(*tokens, float(cost), cached_tokens=read, cache_write_tokens=written)
+    return Usage(*tokens, so_far.cost_usd, at_least=True, cached_tokens=read, cache_write_tokens=written)
 
 
 def _denied(item: Any) -> str:

@@ -78,8 +78,9 @@ class _CodexRun(AgentRun):
             self._item(as_dict(event.get("item")))
         elif kind == "turn.completed":
             self.finished = True
-            usage = as_dict(event.get("usage"))
-            self.spent(self.priced(count(usage.get("input_tokens")), count(usage.get("output_tokens"))))
+            usage = as_dict(event.get("usage"))  # its input_tokens include the cached_input_tokens
+            tokens = (count(usage.get(k)) for k in ("input_tokens", "output_tokens", "cached_input_tokens"))
+            self.spent(self.priced(*tokens))
         elif kind == "turn.failed":
             self.finished = True
             self.errors.append(str(as_dict(event.get("error")).get("message") or "the turn failed"))

@@ -94,7 +94,9 @@ class _GeminiRun(AgentRun):
         elif kind == "result":
             self.result = event
             stats = as_dict(event.get("stats"))
-            self.spent(self.priced(count(stats.get("input_tokens")), count(stats.get("output_tokens"))))
+            # Its input_tokens include the `cached` ones (`input` is the rest).
+            tokens = (count(stats.get(k)) for k in ("input_tokens", "output_tokens", "cached"))
+            self.spent(self.priced(*tokens))
 
     def _end_line(self) -> None:
         if self.open_line:

@@ -30,8 +30,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from aethr import pricing, settings
-from aethr.backends import Completion, Emit, Endpoint, Request, answers, call_errors, failures
+from aethr import settings
+from aethr.backends import Completion, Emit, Endpoint, Request, answers, billed, call_errors, failures
 from aethr.backends import stream as stream_mod
 from aethr.backends.call_errors import provider
 from aethr.backends.failures import StreamCut
@@ -230,7 +230,7 @@ class LiteLLMBackend:
         return self._finish(request, "".join(parts), usage, holder[0], reason, emit)
 
     def _finish(self, request: Request, text: str, usage: Any, response: Any, reason: Any, emit: Emit) -> Completion:
-        spent = _usage(request, text, usage, response)
+        spent = billed.usage_of(request, text, usage, response)
         answers.check_whole(request, text, reason, spent, emit)
         return Completion(text, spent)
 
@@ -272,19 +272,3 @@ class _Streamed(Exception):
         super().__init__(str(error))
         self.error = error
         self.tokens = tokens
-
-
-def _usage(request: Request, text: str, usage: Any, response: Any) -> Usage:
-    """Tokens from the provider, else aethr's estimate (marked so, its cost a floor); the cost a gateway
-    charged, else `prices:`, else LiteLLM's table (upstream model, then the one asked); else None."""
-    given = (int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
-    prompt_tokens, completion_tokens = given[0] or estimate_tokens(request.prompt), given[1] or estimate_tokens(text)
-    cost, upstream = failures.gateway_cost(response)
-    floor = not all(given) and cost is None  # a gateway's charge is whole, whatever the tokens
-    if cost is None and request.endpoint.price is not None:
-        per_in, per_out = request.endpoint.price
-        cost = prompt_tokens * per_in + completion_tokens * per_out
-    for model in (upstream, request.model):  # the gateway's upstream model, then the one asked for
-        if cost is None and model:
-            cost = pricing.cost(model, prompt_tokens, completion_tokens)
-    return Usage(prompt_tokens, completion_tokens, cost, floor, not all(given))

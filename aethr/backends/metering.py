@@ -83,8 +83,10 @@ def priced(tokens: Tokens, step_model: str | None) -> Usage:
     name in the request), else as the step's model: a name the table does not know is
     priced at the step's rate rather than left unknown, which would blind the cap."""
     provider, _, bare = (step_model or "").partition("/")
+    cost = None
     for model in (f"{provider}/{tokens.model}" if bare and tokens.model else None, step_model):
         price = pricing.price(model) if model else None
-        if price is not None:
-            return Usage(tokens.prompt, tokens.completion, price.cost(tokens.prompt, tokens.completion))
-    return Usage(tokens.prompt, tokens.completion, None)
+        cost = None if price is None else price.cost(tokens.prompt, tokens.completion, tokens.cached, tokens.written)
+        if cost is not None:
+            break
+    return Usage(tokens.prompt, tokens.completion, cost, cached_tokens=tokens.cached, cache_write_tokens=tokens.written)

@@ -89,21 +89,25 @@ class _OpenCodeRun(AgentRun):
         elif kind == "tool_use":
             self._tool(part)
         elif kind == "step_finish":
-            tokens = as_dict(part.get("tokens"))
-            cost = part.get("cost")
-            spent = Usage(
-                count(tokens.get("input")),
-                count(tokens.get("output")),
-                float(cost) if isinstance(cost, int | float) else None,
-            )
-            if spent.cost_usd == 0 and spent.prompt_tokens + spent.completion_tokens and not self._priced():
-                # OpenCode says $0 for a model it has no price for: that is unknown, not free.
-                spent = Usage(spent.prompt_tokens, spent.completion_tokens, None)
-            self.spent(spent)
+            self.spent(self._step_usage(part))
         elif kind == "error":
             message = _error_message(event.get("error"))
             self.errors.append(message)
             self.say(f"! OpenCode error: {message}\n")
+
+    def _step_usage(self, part: dict[str, Any]) -> Usage:
+        """One call's usage from its `step_finish`: OpenCode's `input` leaves out the tokens read
+        from and written to the cache (`cache.read`, `cache.write`), so they are added back; its
+        `cost` already prices each part at its own rate."""
+        tokens = as_dict(part.get("tokens"))
+        cache = as_dict(tokens.get("cache"))
+        read, written = count(cache.get("read")), count(cache.get("write"))
+        prompt, completion = count(tokens.get("input")) + read + written, count(tokens.get("output"))
+        cost = part.get("cost")
+        known = float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
+        if known == 0 and prompt + completion and not self._priced():
+            known = None  # OpenCode says $0 for a model it has no price for: that is unknown, not free.
+        return Usage(prompt, completion, known, cached_tokens=read, cache_write_tokens=written)
 
     def _tool(self, part: dict[str, Any]) -> None:
         state = as_dict(part.get("state"))

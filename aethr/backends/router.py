@@ -57,7 +57,10 @@ class Backends:
         listed = None
         for name, price in self.workflow.prices.items():
             if model is not None and litellm_model_name(name) == model:
-                listed = (price.input / 1e6, price.output / 1e6)
+                from aethr.pricing import Price
+
+                read, write = (None if rate is None else rate / 1e6 for rate in (price.cached_input, price.cache_write))
+                listed = Price(price.input / 1e6, price.output / 1e6, None, read, write)
         return Endpoint(
             api_base=entry.api_base if entry else None,
             api_key_env=entry.api_key_env if entry else None,
@@ -98,13 +101,9 @@ class Backends:
         LiteLLM's table; None when unknown (agents and commands included)."""
         if step.kind != "model":
             return None
-        listed = self.endpoint_for(step).price
-        model = self.model_for(step)
-        if listed is not None or model is None:
-            return listed
         from aethr import pricing
 
-        found = pricing.price(model)
+        found = pricing.of(self.model_for(step), self.endpoint_for(step).price)
         return None if found is None else (found.input_per_token, found.output_per_token)
 
     def command_for(self, step: Step) -> CommandSpec | None:

@@ -25,13 +25,15 @@ _MOST_BODY = 16 * 1024 * 1024  # a non-streamed answer larger than this is not r
 
 
 class Tokens(NamedTuple):
-    """One call's tokens: `prompt` counts every input token, the `cached` ones among them;
+    """One call's tokens: `prompt` counts every input token, the `cached` ones (read from the
+    prompt cache) and the `written` ones (written to it: Anthropic's cache creation) among them;
     `model` is the one the request named (an agent's side calls name smaller models)."""
 
     prompt: int
     cached: int
     completion: int
     model: str | None = None
+    written: int = 0
 
 
 def called_model(path: str, body: bytes) -> str | None:
@@ -83,7 +85,8 @@ class UsageReader:
             return None
         prompt = self._seen.get("prompt", 0)
         cached = min(self._seen.get("cached", 0), prompt)
-        return Tokens(prompt, cached, self._seen.get("completion", 0), self._model)
+        written = min(self._seen.get("written", 0), prompt - cached)
+        return Tokens(prompt, cached, self._seen.get("completion", 0), self._model, written)
 
     def _line(self, line: bytes) -> None:
         line = line.strip()
@@ -132,6 +135,7 @@ def _gemini(usage: dict[str, Any]) -> dict[str, int]:
 def _anthropic(usage: dict[str, Any]) -> dict[str, int]:
     """Anthropic counts cache reads and writes beside `input_tokens`, not within it."""
     found = _pick(usage, cached="cache_read_input_tokens", completion="output_tokens")
+    found |= _pick(usage, written="cache_creation_input_tokens")
     parts = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
     if "input_tokens" in usage:
         found["prompt"] = sum(_count(usage.get(part)) for part in parts)
