@@ -74,7 +74,7 @@ def run(cache: Path, median: Callable[..., Any], record: Callable[..., None], ae
         "--show-prompt git_diff + 2 globs",
         preview.wall,
         floor.wall,
-        1.5,
+        2.5,
         floor_name="git",
     )
     big = repo / "bench-new" / "huge.log"

@@ -85,17 +85,6 @@ def test_failure_at_step_two_then_resume_runs_only_the_rest(repo: Path, server: 
     assert checkpoints(clean_env) == []
 
 
-def test_at_sign_path_and_mismatched_task(repo: Path, server: FakeOpenAI) -> None:
-    write_workflow(repo, THREE)
-    server.script = [{"kind": "stream", "text": "one"}, FAIL]
-    path = resume_path(aethr("run", "the task", cwd=repo, env=env(server)).err)
-    other = aethr("run", "another task", "--resume-checkpoint", path, cwd=repo, env=env(server))
-    assert other.code == 2 and "differs from the checkpoint's task" in other.err
-    server.script = [{"kind": "stream", "text": "ok"}]
-    same = aethr("run", "the task", "--resume-checkpoint", f"@{path}", cwd=repo, env=env(server))
-    assert same.code == 0, same.both
-
-
 def _start(repo: Path, server: FakeOpenAI) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "aethr", "run", "the task"],
@@ -183,9 +172,12 @@ def test_edited_workflow_is_refused(repo: Path, server: FakeOpenAI) -> None:
 
 
 def test_changed_tree_is_refused_unless_forced(repo: Path, server: FakeOpenAI) -> None:
+    """Also: another task is refused, and `@path` names the checkpoint (one failed run for all)."""
     write_workflow(repo, THREE)
     server.script = [{"kind": "stream", "text": "one"}, FAIL]
     path = resume_path(aethr("run", "task", cwd=repo, env=env(server)).err)
+    other = aethr("run", "another task", "--resume-checkpoint", path, cwd=repo, env=env(server))
+    assert other.code == 2 and "differs from the checkpoint's task" in other.err
     (repo / "README.md").write_text("changed after the checkpoint\n")
     refused = aethr("run", "--resume-checkpoint", path, cwd=repo, env=env(server))
     assert refused.code == 4, refused.both
@@ -198,7 +190,7 @@ def test_changed_tree_is_refused_unless_forced(repo: Path, server: FakeOpenAI) -
     assert refused.code == 4 and "HEAD moved from" in refused.err
 
     server.script = [{"kind": "stream", "text": "ok"}]
-    forced = aethr("run", "--resume-checkpoint", path, "--force-resume", cwd=repo, env=env(server))
+    forced = aethr("run", "task", "--resume-checkpoint", f"@{path}", "--force-resume", cwd=repo, env=env(server))
     assert forced.code == 0, forced.both
 
 

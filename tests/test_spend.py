@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import LIVE_LOOP, aethr, shell_script, write_workflow
+from tests.conftest import LIVE_LOOP, aethr, ceiling, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 from tests.test_resume import resume_path
 
@@ -55,7 +55,13 @@ def test_a_hang_then_successes_stop_at_the_cap_and_a_resume_counts_the_floor(rep
     write_workflow(repo, LIVE_LOOP.format(max=5))
     server.script = [{"kind": "hang"}, BIG]  # then BIG again and again: $0.021 a call
     first = aethr(
-        "run", "task", "--max-cost", "0.05", "--json", cwd=repo, env=live(server, AETHR_FIRST_BYTE_TIMEOUT="8")
+        "run",
+        "task",
+        "--max-cost",
+        "0.05",
+        "--json",
+        cwd=repo,
+        env=live(server, AETHR_FIRST_BYTE_TIMEOUT=str(round(ceiling(15)))),
     )
     assert first.code == 6, first.both
     assert len(server.requests) == 4, "the hang, its retry, review of pass 1, implement of pass 2; then the cap"
