@@ -38,10 +38,17 @@ def _timed(base: str) -> tuple[float, float]:
     return first, total
 
 
+def _count(relay: Relay, counted: list[object]) -> None:
+    """As aethr counts an ended call (on the relay's thread here: no agent to post to)."""
+    taken = relay.take()
+    counted.extend(taken)
+    relay.counted(len(taken))
+
+
 def run(record: Callable[..., Any]) -> None:
     server = FakeOpenAI([{"kind": "stream", "text": TEXT}]).start()
     counted: list[object] = []
-    relay = Relay(server.base_url, lambda: counted.extend(relay.take()), timeout=60)  # as aethr counts them
+    relay = Relay(server.base_url, lambda: _count(relay, counted), timeout=60)
     try:
         with relay:
             _timed(server.base_url), _timed(relay.url)  # warm both paths

@@ -87,6 +87,7 @@ def test_the_relay_passes_each_answer_through_unchanged_and_reads_its_usage(
         relayed = _post(relay.url, path, body)
         wait_until(told.is_set, "the relay tells of the ended call")
         calls = relay.take()
+        relay.counted(len(calls))
     assert relayed[:2] == direct[:2], "the answer is passed through byte for byte"
     assert calls == [tokens]
     assert server.headers[1]["Authorization"] == "Bearer sk-relay-secret-0123", "headers pass as they came"

@@ -63,12 +63,15 @@ def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Req
 def _count(run: Metered, relay: Relay, step_model: str | None) -> None:
     """On the agent's thread: add the calls that have ended to the step's usage (where the
     executor's meter raises at the cap); at the cap, nothing more is forwarded."""
+    taken = relay.take()
     try:
-        for tokens in relay.take():
+        for tokens in taken:
             run.settle(run.usage + priced(tokens, step_model), metered=True)
     except BaseException:
         relay.refuse()
         raise
+    finally:
+        relay.counted(len(taken))  # only now may a waiting request go on (or be refused)
 
 
 def _flush(run: Metered, relay: Relay, count: Callable[[], None]) -> None:

@@ -9,7 +9,7 @@ answer back chunk by chunk as it arrives (an SSE stream is never held back). On 
 ended its tokens wait for `take` and `on_call` is told.
 
 Between calls the relay is a gate: a request that arrives while an ended call's usage has
-not yet been counted waits until it has (`take`n), and once the cap is reached
+not yet been counted waits until it has (`counted`), and once the cap is reached
 (`refuse`) no request is forwarded again: the agent is answered 503 while aethr ends its
 tree. So a capped agent runs at most the call in flight past the cap, however fast it
 calls. Agents that call in parallel may have one more in flight.
@@ -53,7 +53,7 @@ class Relay:
         self.closed = False  # the cap is reached, or the step ended: nothing more is forwarded
         self.unreachable: str | None = None  # the upstream and why it could not be reached, if it could not
         self._pending = 0  # calls whose usage was seen and is not counted yet
-        self._ended: list[Tokens | None] = []  # of those, the calls that have ended
+        self._ended: list[Tokens] = []  # of those, the calls that have ended
         self._gate = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
@@ -89,19 +89,23 @@ class Relay:
         with self._gate:
             self._pending += 1
 
-    def ended(self, tokens: Tokens | None) -> None:
+    def ended(self, tokens: Tokens) -> None:
         """A held call has ended with `tokens`: kept for `take`, and `on_call` is told."""
         with self._gate:
             self._ended.append(tokens)
         self.on_call()
 
     def take(self) -> list[Tokens]:
-        """The ended calls' tokens not taken yet; the gate opens once they are all taken."""
+        """The ended calls' tokens not taken yet. The gate stays shut until they are `counted`."""
         with self._gate:
             taken, self._ended = self._ended, []
-            self._pending -= len(taken)
+        return taken
+
+    def counted(self, taken: int) -> None:
+        """`taken` calls are counted (or the cap refused what follows): the gate may open."""
+        with self._gate:
+            self._pending -= taken
             self._gate.notify_all()
-        return [tokens for tokens in taken if tokens is not None]
 
     def quiet(self, seconds: float) -> None:
         """Wait (at most `seconds`) until every held call has ended: the agent is gone, and
@@ -197,10 +201,10 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the agent is gone (stopped) or the upstream cut the answer
         finally:
-            tokens = reader.close()
-            if tokens is not None and not held:
-                self.relay.hold()
-            if held or tokens is not None:
+            tokens = reader.close()  # once usage was seen (held), there are tokens
+            if tokens is not None:
+                if not held:
+                    self.relay.hold()
                 self.relay.ended(tokens)
 
     def _refused(self) -> None:
