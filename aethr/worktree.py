@@ -59,7 +59,9 @@ def create(top: Path, where: Path, start: Start) -> None:
     `start.staged`, its stat cache refreshed so later diffs do not rehash every file."""
     git.command(top, "worktree", "add", "--quiet", "--detach", "--no-checkout", str(where), start.head)
     git.command(where, "read-tree", "-u", "--reset", start.tree)
-    git.command(where, "read-tree", start.staged)
+    # -m keeps the stat data of the entries the two trees share, so the refresh below looks
+    # only at the files with unstaged changes instead of rehashing every file.
+    git.command(where, "read-tree", "-m", start.staged)
     git.command(where, "update-index", "-q", "--refresh", check=False)  # exits 1 for unstaged files
 
 
