@@ -225,3 +225,5 @@ def test_each_call_is_priced_as_the_model_it_named() -> None:
     assert priced(tokens._replace(model="gpt-4o-mini"), "openai/gpt-5.1-codex").cost_usd == small.cost(1000, 100)
     assert priced(tokens._replace(model="not-a-model"), "openai/gpt-5.1-codex").cost_usd == step.cost(1000, 100)
     assert priced(tokens, "openai/not-a-model").cost_usd is None, "unknown, never $0"
+    listed = pricing.Price(1e-6, 2e-6, None)  # a `prices:` entry for the step's model
+    assert priced(tokens._replace(model="team-model"), "openai/team-model", listed).cost_usd == listed.cost(1000, 100)

@@ -141,3 +141,7 @@ def test_an_agent_that_reports_no_cost_needs_a_priced_model_under_a_cap(repo: Pa
     assert result.code == 4, result.both
     assert "step 'implement' runs codex with openai/team-model, which reports no cost" in result.err
     assert not (repo / "ran").exists(), "refused before the run"
+    with (repo / ".aethr.yaml").open("a") as workflow:  # a `prices:` entry prices it as the relay meters it
+        workflow.write("prices:\n  openai:team-model: {input: 1, output: 2}\n")
+    priced = aethr("run", "task", "--max-cost", "1", cwd=repo, env=env)
+    assert (repo / "ran").exists(), priced.both

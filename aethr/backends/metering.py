@@ -21,6 +21,7 @@ from aethr.backends import Request
 from aethr.backends.relay import Relay
 from aethr.backends.wire import Tokens
 from aethr.errors import StepFailed
+from aethr.pricing import Price
 from aethr.usage import Usage
 
 _LAST_CALL_SECONDS = 10.0  # an answer still passing when the agent ends is cut at its next chunk
@@ -46,7 +47,7 @@ def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Req
         yield request
         return
     relay = Relay(upstream, lambda: None, request.timeout)
-    count = functools.partial(_count, run, relay, request.model)
+    count = functools.partial(_count, run, relay, request.model, request.endpoint.price)
     relay.on_call = lambda: run.wake(count) if run.wake else None
     run.flush = functools.partial(_flush, run, relay, count)
     with relay:
@@ -60,13 +61,13 @@ def routed(request: Request, upstream: str | None, run: Metered) -> Iterator[Req
             raise
 
 
-def _count(run: Metered, relay: Relay, step_model: str | None) -> None:
+def _count(run: Metered, relay: Relay, step_model: str | None, listed: Price | None) -> None:
     """On the agent's thread: add the calls that have ended to the step's usage (where the
     executor's meter raises at the cap); at the cap, nothing more is forwarded."""
     taken = relay.take()
     try:
         for tokens in taken:
-            run.settle(run.usage + priced(tokens, step_model), metered=True)
+            run.settle(run.usage + priced(tokens, step_model, listed), metered=True)
     except BaseException:
         relay.refuse()
         raise
@@ -81,15 +82,15 @@ def _flush(run: Metered, relay: Relay, count: Callable[[], None]) -> None:
     count()
 
 
-def priced(tokens: Tokens, step_model: str | None) -> Usage:
+def priced(tokens: Tokens, step_model: str | None, listed: Price | None = None) -> Usage:
     """One call priced as the model it named, under the step's provider (`gemini/` + the
-    name in the request), else as the step's model: a name the table does not know is
-    priced at the step's rate rather than left unknown, which would blind the cap."""
+    name in the request): an agent's side calls name smaller models. A call of the step's
+    own model, or of a model the table does not know, is priced as the step's model (its
+    `prices:` entry, `listed`, else the table) rather than left unknown, which would blind
+    the cap."""
     provider, _, bare = (step_model or "").partition("/")
-    cost = None
-    for model in (f"{provider}/{tokens.model}" if bare and tokens.model else None, step_model):
-        price = pricing.price(model) if model else None
-        cost = None if price is None else price.cost(tokens.prompt, tokens.completion, tokens.cached, tokens.written)
-        if cost is not None:
-            break
+    named = f"{provider}/{tokens.model}" if bare and tokens.model else None
+    price = pricing.price(named) if named and named != step_model else None
+    price = price or pricing.of(step_model, listed)
+    cost = None if price is None else price.cost(tokens.prompt, tokens.completion, tokens.cached, tokens.written)
     return Usage(tokens.prompt, tokens.completion, cost, cached_tokens=tokens.cached, cache_write_tokens=tokens.written)

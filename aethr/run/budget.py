@@ -51,11 +51,12 @@ def _seen(step: Step, backends: Backends) -> None:
     _routable(step, getattr(backend, "upstream", None) is not None)
     from aethr import pricing
 
-    if model is None or pricing.price(model) is None:
+    if model is None or pricing.of(model, backends.endpoint_for(step).price) is None:
         raise EnvironmentNotReady(
             f"step '{step.id}' runs {step.kind} with {model or 'its default model'}, which reports no cost "
             "and has no known price, and the run has a spend cap",
-            hint="choose a model in LiteLLM's price table for the role, or run without a cap",
+            hint="choose a model in LiteLLM's price table for the role, or add a `prices:` entry for it, "
+            "or run without a cap",
         )
 
 
