@@ -38,6 +38,7 @@ class Settings(NamedTuple):
     model_override: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     first_byte_timeout: float = DEFAULT_FIRST_BYTE
+    first_byte_given: bool = False  # AETHR_FIRST_BYTE_TIMEOUT is set: it wins over a local server's default
     idle_timeout: float = DEFAULT_IDLE
     mock_responses: Path | None = None
     agent_bins: tuple[tuple[str, str], ...] = ()  # (agent, executable) from AETHR_<AGENT>_BIN
@@ -94,15 +95,14 @@ def load(dotenv: Path, key_variables: tuple[str, ...] = ()) -> Settings:
         model_override=override,
         timeout=timeout,
         first_byte_timeout=_seconds(env, "AETHR_FIRST_BYTE_TIMEOUT", DEFAULT_FIRST_BYTE),
+        first_byte_given=bool(env.get("AETHR_FIRST_BYTE_TIMEOUT", "").strip()),
         max_cost=_seconds(env, "AETHR_MAX_COST", 0.0, what="amount of USD") if env.get("AETHR_MAX_COST") else None,
         idle_timeout=_seconds(env, "AETHR_IDLE_TIMEOUT", DEFAULT_IDLE),
         mock_responses=Path(mock) if mock else None,
         agent_bins=_agent_bins(env),
         no_color="NO_COLOR" in env,
         dumb_terminal=env.get("TERM", "").strip() == "dumb",
-        heartbeat=0.0
-        if env.get("AETHR_HEARTBEAT", "").strip() == "0"
-        else _seconds(env, "AETHR_HEARTBEAT", DEFAULT_HEARTBEAT),
+        heartbeat=_heartbeat(env),
         unattended=env.get("CI", "").strip().lower() not in ("", "0", "false", "no"),
         editor=env.get("AETHR_EDITOR") or env.get("VISUAL") or env.get("EDITOR") or None,
         dotenv_path=dotenv_path,
@@ -128,6 +128,13 @@ def _seconds(env: os._Environ[str], name: str, default: float, what: str = "numb
     except ValueError:
         raise UsageError(f"{name}={raw!r} is not a positive {what}") from None
     return value
+
+
+def _heartbeat(env: os._Environ[str]) -> float:
+    """AETHR_HEARTBEAT in seconds; `0` turns the heartbeat off (any other value must be positive)."""
+    if env.get("AETHR_HEARTBEAT", "").strip() == "0":
+        return 0.0
+    return _seconds(env, "AETHR_HEARTBEAT", DEFAULT_HEARTBEAT)
 
 
 def env_value(name: str) -> str | None:

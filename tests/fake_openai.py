@@ -1,5 +1,5 @@
 """A loopback model server for tests and benchmarks (stdlib only): OpenAI chat completions,
-and the Anthropic Messages, OpenAI Responses and Gemini streaming formats (`fake_providers`).
+and the Anthropic Messages, OpenAI Responses, Gemini and Ollama streaming formats (`fake_providers`).
 
 Each request to `/v1/chat/completions` takes the next scripted behaviour; when the
 script runs out, the last behaviour repeats. Behaviours (dicts):
@@ -49,6 +49,8 @@ class FakeOpenAI:
         self.runaway_seconds = 120.0
         self.cache = fake_cache.PromptCache()
         self.billed: list[fake_cache.Billed] = []  # what each `"cache": true` call was billed
+        self.ollama_window = 2048  # Ollama: the model's context length, and the window without num_ctx
+        self.shown: list[dict[str, Any]] = []  # Ollama: the bodies of /api/show requests
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -101,6 +103,10 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/").endswith("/api/show"):  # Ollama's model card: no script entry
+                    fake.shown.append(body)
+                    self._json(200, fake_providers.ollama_show(fake.ollama_window))
+                    return
                 behaviour = fake.next_behaviour(body, {**dict(self.headers), "path": self.path})
                 if behaviour.get("cache"):
                     billed = fake.cache.bill(self.path, body)
@@ -113,6 +119,8 @@ class FakeOpenAI:
                     fake_providers.anthropic(self, body, behaviour, fake._stop)
                 elif self.path.split("?")[0].rstrip("/").endswith("/responses"):
                     fake_providers.responses(self, body, behaviour, fake._stop)
+                elif self.path.rstrip("/").endswith("/api/chat"):
+                    fake_providers.ollama_chat(self, body, behaviour, fake._stop, fake.ollama_window)
                 elif "GenerateContent" in self.path:
                     fake_providers.gemini(self, body, behaviour, fake._stop)
                 elif kind == "status":

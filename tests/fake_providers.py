@@ -11,6 +11,11 @@ here; each request takes the next scripted behaviour, as for chat completions:
     {"kind": "status", "code": 429, "headers": {...}}   an error in the provider's own shape
     {"kind": "tool", "name": "Write", "arguments": {...}}   one tool call (what agents edit with);
         for the Responses format, "custom": true sends a free-form call whose input is "input"
+
+Ollama (`/api/chat`, NDJSON; `/api/show` reports the model's context length) behaves as the
+real server does: it counts at most `num_ctx` prompt tokens (4 characters a token), 2,048
+when the request sets none, cutting the rest silently. "prompt_tokens" forces the count;
+"delay": SECONDS holds back the first byte (a cold model load).
 """
 
 from __future__ import annotations
@@ -182,3 +187,36 @@ def _gemini_usage(billed: Any) -> dict[str, Any]:
         return {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}
     usage = {"promptTokenCount": billed.prompt, "candidatesTokenCount": 7, "totalTokenCount": billed.prompt + 7}
     return usage | ({"cachedContentTokenCount": billed.cached} if billed.cached else {})
+
+
+def ollama_show(window: int) -> dict[str, Any]:
+    """Ollama's `/api/show` answer, as much of it as a client reads for the window."""
+    info = {"general.architecture": "llama", "llama.context_length": window}
+    return {"details": {"family": "llama"}, "model_info": info}
+
+
+def ollama_chat(
+    handler: BaseHTTPRequestHandler, body: dict[str, Any], behaviour: dict[str, Any], stop: threading.Event, window: int
+) -> None:
+    """Ollama's streamed `/api/chat`: a line of JSON per chunk, the last with `done` and the counts."""
+    if stop.wait(float(behaviour.get("delay", 0))):
+        return
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/x-ndjson")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.close_connection = True
+    sent = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
+    fits = min(sent, int((body.get("options") or {}).get("num_ctx") or 2048), window)
+    counted = int(behaviour.get("prompt_tokens", fits))
+    words = str(behaviour.get("text", "ok")).split(" ")
+    model = body.get("model", "")
+    for i, word in enumerate(words):
+        piece = word if i == 0 else " " + word
+        line = {"model": model, "message": {"role": "assistant", "content": piece}, "done": False}
+        handler.wfile.write((json.dumps(line) + "\n").encode())
+        handler.wfile.flush()
+    last = {"model": model, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop"}
+    last.update(prompt_eval_count=counted, eval_count=len(words))
+    handler.wfile.write((json.dumps(last) + "\n").encode())
+    handler.wfile.flush()

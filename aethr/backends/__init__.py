@@ -39,6 +39,8 @@ class Endpoint(NamedTuple):
     idle: float = 60.0  # seconds between chunks (agents: between events)
     max_tokens: int | None = None  # the step's `max_output_tokens`, sent to the model
     allow_truncated: bool = False  # the step's `allow_truncated`: an answer cut at max_tokens is taken
+    local: bool = False  # a server on this machine, or a keyless one (`backends.local`)
+    num_ctx: int | None = None  # Ollama: the window the prompt and its answer were fitted to
     cap_limited: bool = False  # max_tokens is what the rest of the spend cap pays for, below the step's own
 
 

@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from aethr import settings
-from aethr.backends import Completion, Emit, Endpoint, Request, answers, billed, call_errors, failures
+from aethr.backends import Completion, Emit, Endpoint, Request, answers, billed, call_errors, failures, local
 from aethr.backends import stream as stream_mod
 from aethr.backends.call_errors import provider
 from aethr.backends.failures import StreamCut
@@ -95,7 +95,7 @@ class LiteLLMBackend:
         step_id = step.id
         if model is None:
             return
-        if endpoint.api_key_env:
+        if endpoint.api_key_env or local.is_ollama(model):  # Ollama takes no key; its base has a default
             self.check_endpoint(step_id, model, endpoint)
             return
         missing = _missing_keys(_litellm(), model)
@@ -150,7 +150,8 @@ class LiteLLMBackend:
                     stream = stream and kind != "cut"
                     hangs += kind == "timeout"
                 gateway = request.endpoint.retries is None and failures.from_gateway(exc)
-                final = kind not in failures.RETRIED or attempt >= attempts or hangs > 1 or gateway
+                cold = request.endpoint.local and local.cold_start(exc)  # a retry would restart the load
+                final = kind not in failures.RETRIED or attempt >= attempts or hangs > 1 or gateway or cold
                 if final:
                     _gc_settled()
                     failure = call_errors.failure(litellm, exc, request, attempt, streamed=False)
@@ -232,6 +233,7 @@ class LiteLLMBackend:
     def _finish(self, request: Request, text: str, usage: Any, response: Any, reason: Any, emit: Emit) -> Completion:
         spent = billed.usage_of(request, text, usage, response)
         answers.check_whole(request, text, reason, spent, emit)
+        local.check_counted(request, spent, estimate_tokens(request.prompt))
         return Completion(text, spent)
 
 
@@ -247,6 +249,8 @@ def _options(request: Request, stream: bool) -> dict[str, Any]:
         options["response_format"] = response_format(request.output)
     if endpoint.api_base:
         options["api_base"] = endpoint.api_base
+    if endpoint.num_ctx:
+        options["num_ctx"] = endpoint.num_ctx  # Ollama's window, fitted to the prompt (`backends.local`)
     if endpoint.api_key_env:
         # A keyless local server still needs some key for LiteLLM's client; it is never sent anywhere else.
         options["api_key"] = settings.env_value(endpoint.api_key_env) or "aethr-keyless"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aethr import agents
-from aethr.backends import Backend, CommandSpec, Endpoint, Request
+from aethr.backends import Backend, CommandSpec, Endpoint, Request, local
 from aethr.errors import ConfigError
 from aethr.names import litellm_model_name
 from aethr.schema import Step, Workflow
@@ -43,6 +43,8 @@ class Backends:
         self.follows_loops = not preview
         self._cache: dict[str, Backend] = {}
         self._outputs: dict[str, OutputSpec | None] = {}
+        self._windows: dict[tuple[str, str | None], int | None] = {}  # an Ollama model's window, asked once
+        self._fitted: dict[str, int] = {}  # a step's num_ctx, fitted to its latest prompt
 
     def model_for(self, step: Step) -> str | None:
         if step.kind == "command":
@@ -61,12 +63,19 @@ class Backends:
 
                 read, write = (None if rate is None else rate / 1e6 for rate in (price.cached_input, price.cache_write))
                 listed = Price(price.input / 1e6, price.output / 1e6, None, read, write)
+        api_base, key_env = (entry.api_base, entry.api_key_env) if entry else (None, None)
+        near = local.is_local(model, api_base, key_env)
+        first_byte = self.settings.first_byte_timeout
+        if near and not self.settings.first_byte_given:
+            first_byte = local.FIRST_BYTE  # long enough for a cold load
         return Endpoint(
-            api_base=entry.api_base if entry else None,
-            api_key_env=entry.api_key_env if entry else None,
+            api_base=api_base,
+            api_key_env=key_env,
             retries=entry.retries if entry else None,
             price=listed,
-            first_byte=self.settings.first_byte_timeout,
+            first_byte=first_byte,
+            local=near,
+            num_ctx=self._fitted.get(step.id),
             idle=step.idle_timeout or (AGENT_IDLE if step.kind in agents.BY_NAME else self.settings.idle_timeout),
             max_tokens=step.max_output_tokens,
             allow_truncated=step.allow_truncated,
@@ -83,7 +92,11 @@ class Backends:
         from aethr import pricing
         from aethr.context import estimate_tokens
 
-        window, tokens = pricing.window(model), estimate_tokens(prompt)
+        tokens = estimate_tokens(prompt)
+        if local.is_ollama(model):
+            self._fit_ollama(step, model, tokens)
+            return None
+        window = pricing.window(model)
         if window is None or tokens < window * 0.9:
             return None
         sources = ", ".join(str(c) for c in step.context) or "no context sources: the history"
@@ -95,6 +108,16 @@ class Backends:
                 "or choose a model with a larger window",
             )
         return f"its prompt (~{tokens:,} tokens) is within 10% of {model}'s context window ({window:,})"
+
+    def _fit_ollama(self, step: Step, model: str, tokens: int) -> None:
+        """Ask the Ollama server for the model's window, and fit `num_ctx` to the prompt (or
+        refuse it): kept for the step's endpoint (`endpoint_for`)."""
+        server = (model, self.endpoint_for(step).api_base)
+        if server not in self._windows:
+            self._windows[server] = local.ollama_window(step.id, model, server[1])
+        window = self._windows[server]
+        if window is not None:
+            self._fitted[step.id] = local.fit(step.id, model, tokens, window, step.max_output_tokens)
 
     def price_for(self, step: Step) -> tuple[float, float] | None:
         """USD per input and output token of a model step: the workflow's `prices:`, else
