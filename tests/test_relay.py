@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -227,3 +228,18 @@ def test_each_call_is_priced_as_the_model_it_named() -> None:
     assert priced(tokens, "openai/not-a-model").cost_usd is None, "unknown, never $0"
     listed = pricing.Price(1e-6, 2e-6, None)  # a `prices:` entry for the step's model
     assert priced(tokens._replace(model="team-model"), "openai/team-model", listed).cost_usd == listed.cost(1000, 100)
+
+
+def test_a_request_the_relay_cannot_read_shows_nothing_of_it(
+    server: FakeOpenAI, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A request that fails inside the relay (here a chunked body whose size line is not a
+    number) closes the agent's connection, and no traceback quoting the request is printed."""
+    request = b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nsk-relay-secret\r\n"
+    with Relay(server.base_url, lambda: None, timeout=60) as relay:
+        host, port = urlsplit(relay.url).netloc.split(":")
+        with socket.create_connection((host, int(port)), timeout=ceiling(60)) as sock:
+            sock.sendall(request)
+            assert sock.recv(65536) == b"", "closed, with no answer"
+    assert server.requests == []
+    assert "sk-relay-secret" not in "".join(capfd.readouterr())

@@ -55,7 +55,7 @@ class Relay:
         self._pending = 0  # calls whose usage was seen and is not counted yet
         self._ended: list[Tokens] = []  # of those, the calls that have ended
         self._gate = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.relay = self  # type: ignore[attr-defined]
         port = self._server.server_address[1]
@@ -117,6 +117,12 @@ class Relay:
         https = self.upstream.scheme == "https"
         kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
         return kind(self.upstream.netloc, timeout=self.timeout)
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Silent: the default prints a traceback, whose message may quote a header (a key).
+        The agent sees its connection close, and fails as it would on a dropped call."""
 
 
 class _Handler(BaseHTTPRequestHandler):
