@@ -158,10 +158,16 @@ def test_resume_inside_a_loop_keeps_its_count(repo: Path, server: FakeOpenAI) ->
     assert "ran 3 pass(es)" in second.err
 
 
-def test_edited_workflow_is_refused(repo: Path, server: FakeOpenAI) -> None:
+def test_a_resume_refuses_another_task_an_edited_workflow_and_a_changed_tree_unless_forced(
+    repo: Path, server: FakeOpenAI
+) -> None:
+    """One failed live run, resumed against each refusal in turn, then forced by `@path`."""
     write_workflow(repo, THREE)
     server.script = [{"kind": "stream", "text": "one"}, FAIL]
     path = resume_path(aethr("run", "task", cwd=repo, env=env(server)).err)
+    other = aethr("run", "another task", "--resume-checkpoint", path, cwd=repo, env=env(server))
+    assert other.code == 2 and "differs from the checkpoint's task" in other.err
+
     write_workflow(repo, THREE.replace("Second.", "Second, edited."))
     result = aethr("run", "--resume-checkpoint", path, cwd=repo, env=env(server))
     assert result.code == 3
@@ -169,15 +175,8 @@ def test_edited_workflow_is_refused(repo: Path, server: FakeOpenAI) -> None:
     write_workflow(repo, THREE.replace("workflow: three", "workflow: other"))
     result = aethr("run", "--resume-checkpoint", path, cwd=repo, env=env(server))
     assert result.code == 3 and "is of workflow 'three'" in result.err
+    write_workflow(repo, THREE)  # as it was: the workflow file is no part of the fingerprint
 
-
-def test_changed_tree_is_refused_unless_forced(repo: Path, server: FakeOpenAI) -> None:
-    """Also: another task is refused, and `@path` names the checkpoint (one failed run for all)."""
-    write_workflow(repo, THREE)
-    server.script = [{"kind": "stream", "text": "one"}, FAIL]
-    path = resume_path(aethr("run", "task", cwd=repo, env=env(server)).err)
-    other = aethr("run", "another task", "--resume-checkpoint", path, cwd=repo, env=env(server))
-    assert other.code == 2 and "differs from the checkpoint's task" in other.err
     (repo / "README.md").write_text("changed after the checkpoint\n")
     refused = aethr("run", "--resume-checkpoint", path, cwd=repo, env=env(server))
     assert refused.code == 4, refused.both
