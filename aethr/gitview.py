@@ -116,7 +116,8 @@ def tracked(root: Path, revision_range: str | None, room: int, file_room: int, n
         if item.cut:  # a cut may fall inside a character: drop its first bytes
             text = _PARTIAL_TAIL.sub("", text)
         path = _path_of(text)
-        seen.add(path)
+        header = _HEADER.match(text)
+        seen.update(header.groups() if header else (path,))  # a rename shown is shown by both names
         text = _screened(text, notes, bytes(item.beyond))
         if item.cut and not text.endswith("]\n"):
             text = text.rstrip("\n") + "\n" + _note(notes, f"cut {path}: its patch is longer than its share")

@@ -121,6 +121,7 @@ def test_a_diff_over_its_budget_names_the_rest_from_the_same_git_call(tmp_path: 
     left_out = next(line for line in shown.out.splitlines() if line.startswith("[left out for the budget: "))
     assert " changed file(s): " in left_out and "gen 11.txt" in left_out, left_out
     assert "+line 0\n" in shown.out and "READ ME.md" in shown.out
+    assert "README.md" not in left_out, "a rename that is shown is not left out by its old name"
     assert verbs(log).count("diff") == 1
 
 
