@@ -7,16 +7,21 @@ depends on how fast the machine is; every wait polls under a scaled ceiling.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import re
 import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ceiling, shell_script, wait_until, write_workflow
 from tests.fake_openai import FakeOpenAI
@@ -74,6 +79,8 @@ def on_tty(
 ) -> str:
     """Run the CLI on a real pty; once its output makes `seen` true, call `then`; all it wrote."""
     controller, child = pty.openpty()
+    # A real terminal's size (the status line is cut to its width): 40 rows of 160 columns.
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     full_env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", **env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "aethr", *args], cwd=cwd, env=full_env, stdin=child, stdout=child, stderr=child
@@ -114,7 +121,9 @@ def test_a_hang_at_the_first_byte_shows_a_growing_wait_and_leaves_no_status(repo
     shown = seconds_shown(raw, "waiting for the first token")
     assert len(set(shown)) >= 2 and shown == sorted(shown), raw  # the step's clock grows, through the retry
     assert "of its 6s limit" in raw
-    assert "AETHR_FIRST_BYTE_TIMEOUT" in raw, "the retry line names the variable"
+    # The retry line names the limit that ran out, the variable that raises it, the attempts left.
+    assert "no first byte of an answer within 6s (the first-byte limit; raise AETHR_FIRST_BYTE_TIMEOUT)" in raw
+    assert re.search(r"retry 1 in [\d.]+s \(1 attempt\(s\) left\)", raw), raw
     final = "\n".join(screen(raw))
     assert "waiting for the first token" not in final and "· step " not in final, final
     assert "run failed" in final
@@ -175,13 +184,21 @@ def test_the_header_comes_before_the_litellm_import_and_the_first_request(
     assert len(server.requests) == 1, "the import, once let go, finished and the run went on"
 
 
-def test_a_silent_command_shows_its_last_output_line(repo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("terminal", [{}, {"TERM": "dumb"}])
+def test_a_silent_command_shows_its_last_output_line(repo: Path, tmp_path: Path, terminal: dict[str, str]) -> None:
     go = tmp_path / "go"
     write_workflow(repo, WAITING.format(go=go))
     raw = on_tty(
-        ["run", "task", "--exec-commands"], repo, {}, lambda out: "last output: building the docs" in out, go.touch
+        ["run", "task", "--exec-commands", "--max-cost", "1"],
+        repo,
+        terminal,
+        lambda out: "last output: building the docs" in out,
+        go.touch,
     )
     assert "build · last output: building the docs · step " in raw
+    assert re.search(r"run \d+s · \$0\.00\d* of a \$1\.00\d* cap", raw), "the spend against the cap"
+    if terminal:
+        assert "\x1b[2K" not in raw and "\x1b[2m" not in raw, "TERM=dumb: the plain status line"
     final = "\n".join(screen(raw))
     assert "last output:" not in final and "run finished" in final, final
 

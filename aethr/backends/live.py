@@ -162,7 +162,8 @@ class LiteLLMBackend:
                     delay = BACKOFF_BASE * 2 ** (attempt - 1) * (0.5 + random.random())
                 delay = min(delay, MAX_RETRY_AFTER)
                 reason = failures.retry_reason(kind, exc)
-                emit(Retrying(request.step_id, attempt, round(delay, 2), reason, attempts - attempt))
+                left = attempts - attempt if kind != "timeout" else min(attempts - attempt, 2 - hangs)  # one hang retry
+                emit(Retrying(request.step_id, attempt, round(delay, 2), reason, left))
                 time.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
