@@ -1,7 +1,7 @@
 """aethr's benchmarks: every measurement paired with a floor measured in the same run.
 
     python bench/run.py            # all groups (the big repository is built once, ~1 min)
-    python bench/run.py startup    # one or more groups: startup big real commands live scaling relay upstream
+    python bench/run.py startup    # one or more groups: startup big real commands live scaling progress relay upstream
 
 The `real` group needs a clone of a real 30,000+ file repository (see bench/real.py); the
 `upstream` group installs upstream Aethr 1.0.0 from the package registry once (bench/upstream.py).
@@ -349,6 +349,12 @@ def bench_upstream() -> None:
     upstream.run(sys.modules[__name__])
 
 
+def bench_progress() -> None:
+    from bench import progress
+
+    progress.run(median, record, AETHR, tiny_repo)
+
+
 GROUPS: dict[str, Callable[[], None]] = {
     "startup": bench_startup,
     "big": bench_big,
@@ -358,6 +364,7 @@ GROUPS: dict[str, Callable[[], None]] = {
     "scaling": bench_scaling,
     "relay": bench_relay,
     "upstream": bench_upstream,
+    "progress": bench_progress,
 }
 
 
