@@ -55,8 +55,9 @@ class StepStarted(NamedTuple):
 
 class PromptBuilt(NamedTuple):
     step_id: str
-    prompt: str
+    prompt: str  # exactly the text the model receives
     context: tuple[ContextItem, ...]
+    cache_at: int | None = None  # where its cache breakpoint is set (a character offset), if anywhere
     event: str = "prompt_built"
 
 

@@ -7,9 +7,11 @@ model receives as its single user message.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from aethr import conditions
 from aethr.context import CHARS_PER_TOKEN
+from aethr.names import ContextSource
 from aethr.results import Artifact, StepResult
 from aethr.schema import Step, Workflow
 from aethr.structured import OutputSpec, instruction
@@ -78,36 +80,65 @@ def _history(results: list[StepResult], visibility: str) -> str:
     return "\n\n".join(reversed(parts))
 
 
+class Prompt(NamedTuple):
+    """A step's prompt, and how much of it leads every pass unchanged: `text[:stable]` is the
+    part a provider's prompt cache can serve again (see `build`)."""
+
+    text: str
+    stable: int
+
+
+def changing(source: ContextSource) -> bool:
+    """Whether a source's text changes as the run goes (an agent's edits, earlier outputs), so it
+    follows the stable part: `git_diff` of the working tree, the index or one revision does;
+    `file:`, `glob:` and a `git_diff:A..B` range between commits read what a run does not
+    change (an agent may edit a file: that costs a cache miss, never a wrong prompt)."""
+    return source.kind in ("latest_diff", "step") or (source.kind == "git_diff" and ".." not in source.arg)
+
+
 def build(
     workflow: Workflow,
     step: Step,
     task: str,
     history: Sequence[StepResult],
     latest: Artifact | None,
-    context_blocks: Sequence[str],
+    context: Sequence[tuple[ContextSource, str]],
     output: OutputSpec | None = None,
-) -> str:
-    """The full prompt for `step`. `history` is every earlier result of the run, in order."""
+) -> Prompt:
+    """The full prompt for `step`, from the most stable part to the most volatile, so that a
+    loop's later passes (and other runs) repeat its longest possible prefix, which providers
+    bill as cached: the role, its guidance, the task, the step's instruction and the declared
+    context that the run does not change lead; the context that the run changes (`latest_diff`,
+    `step:`, the working tree's `git_diff`), earlier outputs (loop feedback among them) and the
+    latest implementation follow. The reply and answer formats close the prompt, where models
+    heed them best (a few dozen tokens outside the cached part). `context` pairs each declared
+    source with its block; `history` is every earlier result of the run, in order."""
     role_text = ROLE_INSTRUCTIONS.get(step.role, GENERIC_INSTRUCTIONS.format(role=step.role))
-    sections = [f"# Role: {step.role}\n{role_text}"]
+    stable = [f"# Role: {step.role}\n{role_text}"]
     guidance = workflow.roles.get(step.role, "").strip()
     if guidance:
-        sections.append(f"# Guidance from the workflow '{workflow.workflow}'\n{guidance}")
-    sections.append(f"# Task\n{task.strip()}")
+        stable.append(f"# Guidance from the workflow '{workflow.workflow}'\n{guidance}")
+    stable.append(f"# Task\n{task.strip()}")
     if step.prompt:
-        sections.append(f"# Instruction for this step\n{step.prompt.strip()}")
+        stable.append(f"# Instruction for this step\n{step.prompt.strip()}")
+    fixed = [block for source, block in context if not changing(source)]
+    if fixed:
+        stable.append("# Context\n" + "\n\n".join(fixed))
+    later = [block for source, block in context if changing(source)]
+    volatile = ["# Context from this run\n" + "\n\n".join(later)] if later else []
     visible = select_history(history, step.history_visibility)
     if visible:
-        sections.append(f"# Earlier steps\n{_history(visible, step.history_visibility)}")
+        volatile.append(f"# Earlier steps\n{_history(visible, step.history_visibility)}")
     if latest is not None:
         files = ", ".join(latest.changed_files) if latest.changed_files else "none"
-        sections.append(f"# Latest implementation\n{latest.describe()}. Changed files: {files}.")
-    if context_blocks:
-        sections.append("# Context\n" + "\n\n".join(context_blocks))
+        volatile.append(f"# Latest implementation\n{latest.describe()}. Changed files: {files}.")
     condition = conditions.for_step(step)
     reply = condition.instruction(step.repeat.back_to) if condition and step.repeat else None
     if reply:
-        sections.append(f"# Reply format\n{reply}")
+        volatile.append(f"# Reply format\n{reply}")
     if output is not None:
-        sections.append(f"# Answer format\n{instruction(output)}")
-    return "\n\n".join(sections) + "\n"
+        volatile.append(f"# Answer format\n{instruction(output)}")
+    # The stable part ends at the same byte whether anything follows it or not (a loop's first
+    # pass may have no history yet): its last line's newline, never the blank line after it.
+    head = "\n\n".join(stable) + "\n"
+    return Prompt(head + ("\n" + "\n\n".join(volatile) + "\n" if volatile else ""), len(head))

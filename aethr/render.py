@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from aethr import prompt_cache
 from aethr.controls import strip_controls
 from aethr.errors import ExitCode, OutputClosed
 from aethr.events import (
@@ -269,7 +270,7 @@ class PreviewRenderer:
         elif isinstance(event, Estimated):
             self.out.write(f"\n{'=' * 72}\n" + estimate_table(event))
         elif isinstance(event, PromptBuilt):
-            self.out.write(event.prompt)
+            self.out.write(prompt_cache.shown(event.prompt, event.cache_at))
             self.out.write(f"{'-' * 72}\ncontext report for {event.step_id}:\n")
             if not event.context:
                 self.out.write("  (no context sources)\n")

@@ -70,7 +70,7 @@ def finished(out: str) -> dict[str, Any]:
     return last
 
 
-@pytest.mark.parametrize("fmt", ["openai", "gemini"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_a_repeated_prompt_is_read_from_the_cache_and_priced_at_the_cached_rate(
     repo: Path, server: FakeOpenAI, fmt: str
 ) -> None:
@@ -115,3 +115,50 @@ def test_codex_cached_input_tokens_are_priced_at_the_cached_rate(
     assert usage["completion_tokens"] == output
     assert usage["cost_usd"] == pytest.approx(expected_cost("gpt-5.1-codex", billed, output), rel=1e-9)
     assert usage["cost_usd"] < expected_cost("gpt-5.1-codex", Billed(billed.prompt), output)
+
+
+LOOP = """\
+workflow: loop
+roles: {implementer: Build it to the guide., reviewer: Review it against the guide.}
+models: {implementer: MODEL, reviewer: MODEL}
+steps:
+  - {id: implement, role: implementer, context: ["file:GUIDE.md"]}
+  - id: review
+    role: reviewer
+    context: ["file:GUIDE.md", "step:implement"]
+    repeat: {back_to: implement, until_review_pass: true, max_iterations: 3}
+"""
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_three_pass_review_loop_reads_its_stable_part_from_the_cache_on_passes_2_and_3(
+    repo: Path, server: FakeOpenAI, fmt: str
+) -> None:
+    """Each step's prompt leads with its role, the task and the guide, and ends with what the
+    loop changes (the implementation, the review's feedback): the fake's prefix match finds the
+    stable part again on passes 2 and 3 (for Anthropic, at the breakpoint aethr set), and the
+    run costs what LiteLLM's table says each call's parts cost."""
+    model, key, *_ = FORMATS[fmt]
+    write_workflow(repo, LOOP.replace("MODEL", model))
+    (repo / "GUIDE.md").write_text(GUIDE)
+    replies = []
+    for n, verdict in ((1, "revise"), (2, "revise"), (3, "pass")):
+        replies += [f"def shout(): return 'v{n}'", f"Pass {n} findings.\nReview status: {verdict}"]
+    server.script = [{"kind": "stream", "text": text, "cache": True} for text in replies]
+    result = aethr("run", "add a shout function", cwd=repo, env=live_env(server, fmt))
+    assert result.code == 0, result.both
+    assert len(server.billed) == 6, server.billed
+    first, later = server.billed[:2], server.billed[2:]
+    assert all(b.cached == 0 for b in first), first
+    assert all(b.cached > 1024 for b in later), later
+    if fmt == "anthropic":
+        assert all(b.written > 1024 for b in first) and all(b.written == 0 for b in later), server.billed
+        blocks = server.requests[2]["messages"][-1]["content"]
+        assert blocks[0]["cache_control"] == {"type": "ephemeral"} and "cache_control" not in blocks[1]
+    prompt, cached, written = (sum(b[i] for b in server.billed) for i in range(3))
+    expected = sum(expected_cost(key, b, 7) for b in server.billed)
+    closing = next(line for line in result.out.splitlines() if line.startswith("run finished"))
+    parts = f"{cached} cached, {cached / prompt:.0%} of the input" + (
+        f"; {written} written to the cache" if written else ""
+    )
+    assert f"tokens {prompt}+{7 * 6} ({parts}) · cost ${expected:.6f}" in closing, closing

@@ -93,7 +93,7 @@ def test_history_budget_caps_each_output_and_the_total() -> None:
     huge = "x" * 100_000
     wf = parse("workflow: w\nroles: {r: go}\nsteps:\n  - {id: s, role: r}\n")
     results = [_result(f"s{i}", huge) for i in range(5)]
-    prompt = prompts.build(wf, wf.steps[0], "task", results, None, [])
+    prompt = prompts.build(wf, wf.steps[0], "task", results, None, []).text
     per_step = prompts.HISTORY_TOKENS_PER_STEP * 4
     assert prompt.count("[truncated:") == 5
     assert len(prompt) < prompts.HISTORY_TOKENS * 4 + 5 * 200 + 2_000

@@ -76,6 +76,7 @@ class Request(NamedTuple):
     inherit_user_config: bool = False  # agents: the user's own config home, not a clean one
     output: OutputSpec | None = None  # model steps: the JSON Schema the answer must fit
     capped: bool = False  # agents: the run has a spend cap, so their calls are metered as they go
+    cache_at: int | None = None  # model steps: where the prompt's cache breakpoint goes (`aethr.prompt_cache`)
 
 
 class Completion(NamedTuple):

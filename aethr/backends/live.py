@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from aethr import settings
+from aethr import prompt_cache, settings
 from aethr.backends import Completion, Emit, Endpoint, Request, answers, billed, call_errors, failures, local
 from aethr.backends import stream as stream_mod
 from aethr.backends.call_errors import provider
@@ -179,7 +179,7 @@ class LiteLLMBackend:
         def start() -> Any:
             response = litellm.completion(
                 model=request.model,
-                messages=[{"role": "user", "content": request.prompt}],
+                messages=[{"role": "user", "content": prompt_cache.content(request.prompt, request.cache_at)}],
                 stream=stream,
                 timeout=max(endpoint.idle, endpoint.first_byte),
                 max_retries=0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aethr import conditions, context, listing, prompts
+from aethr import conditions, context, listing, prompt_cache, prompts
 from aethr.backends import Request, Router
 from aethr.backends.command import describe
 from aethr.events import ContextNoted, EventSink, Notice, PromptBuilt
@@ -33,11 +33,12 @@ class Preparer:
 
     def request(self, step: Step, state: RunState, iteration: int, model: str | None) -> Request:
         command, timeout = self.backends.command_for(step), self.backends.timeout_for(step)
+        cache_at = None
         if command is not None:
             prompt = describe(command, timeout)
             self.sink.emit(PromptBuilt(step.id, prompt, ()))
         else:
-            prompt = self.prompt(step, state)
+            prompt, cache_at = self.prompt(step, state, model)
             warning = self.backends.check_window(step, prompt)
             if warning:
                 self.sink.emit(Notice(step.id, warning))
@@ -57,9 +58,12 @@ class Preparer:
             command,
             iteration,
             step.inherit_user_config,
+            cache_at=cache_at,
         )
 
-    def prompt(self, step: Step, state: RunState) -> str:
+    def prompt(self, step: Step, state: RunState, model: str | None) -> tuple[str, int | None]:
+        """The step's prompt, and where its cache breakpoint goes (a model step's, on a model
+        that takes one: `prompt_cache`); the preview and the call are told the same place."""
         gathered = context.gather(
             step.context,
             self.root,
@@ -69,9 +73,11 @@ class Preparer:
             outputs=state.outputs(),
         )
         output = self.backends.output_for(step)
-        prompt = prompts.build(self.workflow, step, state.task, state.results, state.latest, gathered.blocks, output)
-        self.sink.emit(PromptBuilt(step.id, prompt, gathered.report))
+        blocks = tuple(zip(step.context, gathered.blocks, strict=True))
+        prompt = prompts.build(self.workflow, step, state.task, state.results, state.latest, blocks, output)
+        cache_at = prompt_cache.cache_at(model, prompt) if step.kind == "model" else None
+        self.sink.emit(PromptBuilt(step.id, prompt.text, gathered.report, cache_at))
         for item in gathered.report:
             if item.status in ("refused", "skipped", "empty"):
                 self.sink.emit(ContextNoted(step.id, item.source, item.status, item.note))
-        return prompt
+        return prompt.text, cache_at
