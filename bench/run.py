@@ -1,9 +1,10 @@
 """aethr's benchmarks: every measurement paired with a floor measured in the same run.
 
     python bench/run.py            # all groups (the big repository is built once, ~1 min)
-    python bench/run.py startup    # one or more groups: startup big real commands live scaling progress relay upstream
+    python bench/run.py startup    # groups: startup big real commands isolate live scaling progress relay upstream
 
-The `real` group needs a clone of a real 30,000+ file repository (see bench/real.py); the
+The `real` group needs a clone of a real 30,000+ file repository (see bench/real.py), and
+`isolate` uses it when it is there (else the generated 20,000-file one); the
 `upstream` group installs upstream Aethr 1.0.0 from the package registry once (bench/upstream.py).
 
 Inputs are generated deterministically (fixed seed) under bench/.cache/. Each
@@ -331,6 +332,17 @@ def bench_real() -> None:
     real.run(CACHE, median, record, AETHR)
 
 
+def bench_isolate() -> None:
+    from bench import isolate, real
+
+    clone = real.find(CACHE)
+    if clone is not None:
+        tracked = real.prepare(clone)
+        isolate.run(clone, f"{clone.name}, {tracked:,} files, 400 changes", median, record, AETHR)
+    else:
+        isolate.run(big_repo(), f"generated, {BIG_FILES:,} files, {BIG_CHANGED:,} changed", median, record, AETHR)
+
+
 def bench_commands() -> None:
     from bench import commands
 
@@ -360,6 +372,7 @@ GROUPS: dict[str, Callable[[], None]] = {
     "big": bench_big,
     "real": bench_real,
     "commands": bench_commands,
+    "isolate": bench_isolate,
     "live": bench_live,
     "scaling": bench_scaling,
     "relay": bench_relay,
