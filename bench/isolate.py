@@ -115,9 +115,10 @@ def run(repo: Path, label: str, median: Callable[..., Any], record: Callable[...
         _same(repo)
         floor, made, ratio = _paired(repo)
         args = [*aethr, "run", "task", "-c", CONFIG, "--exec-commands"]
-        plain = median([*args, "--allow-shared-tree"], repo, runs=3)
-        (repo / "bench-isolate.txt").unlink(missing_ok=True)
-        isolated = median([*args, "--isolate"], repo, runs=3)
+        with tempfile.TemporaryDirectory(prefix="aethr-bench-tmp-") as tmp:  # the runs' patches go with it
+            plain = median([*args, "--allow-shared-tree"], repo, runs=3, env={"TMPDIR": tmp})
+            (repo / "bench-isolate.txt").unlink(missing_ok=True)
+            isolated = median([*args, "--isolate"], repo, runs=3, env={"TMPDIR": tmp})
     finally:
         (repo / CONFIG).unlink(missing_ok=True)
         (repo / "bench-isolate.txt").unlink(missing_ok=True)
