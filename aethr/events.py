@@ -50,6 +50,7 @@ class StepStarted(NamedTuple):
     backend: str
     model: str | None
     iteration: int
+    first_byte: float | None = None  # a model step's first-byte limit (longer for a local server)
     event: str = "step_started"
 
 

@@ -201,7 +201,8 @@ class Executor:
 
     def _run_step(self, step: Step) -> StepResult:
         iteration, model, role = self.state.iteration_of(step.id), self.backends.model_for(step), step.role or "command"
-        self.sink.emit(StepStarted(step.id, role, step.kind, model, iteration))
+        first_byte = self.backends.endpoint_for(step).first_byte if step.kind == "model" else None
+        self.sink.emit(StepStarted(step.id, role, step.kind, model, iteration, first_byte))
         backend = self.backends.for_step(step)
         request = self.prepare.request(step, self.state, iteration, model)
         begin = self.clock()

@@ -57,7 +57,7 @@ class _Step:
     """What the events said of the running step."""
 
     def __init__(self, started: StepStarted, now: float) -> None:
-        self.id, self.backend = started.step_id, started.backend
+        self.id, self.backend, self.first_byte = started.step_id, started.backend, started.first_byte
         self.started = self.attempt = now  # `attempt`: when the current call began
         self.chars = 0
         self.last_line = ""
@@ -86,7 +86,8 @@ class _Step:
         waited = now - self.attempt
         if waited < CONNECTING:
             return "connecting", "connecting"
-        return "waiting", f"waiting for the first token ({clock_text(waited)} of its {first_byte:g}s limit)"
+        limit = self.first_byte or first_byte  # the step's own (a local server's is longer)
+        return "waiting", f"waiting for the first token ({clock_text(waited)} of its {limit:g}s limit)"
 
 
 class Ticker:

@@ -112,6 +112,7 @@ def test_a_cold_load_answering_after_40s_passes_with_the_local_default(repo: Pat
     the 25 s hosted default; the local default (300 s) lets the load finish."""
     server.script = [{"kind": "stream", "text": "loaded at last. Review status: pass", "delay": 40}]
     write_workflow(repo, OLLAMA.format(base=ollama_base(server)).replace("    context: [file:a.txt, file:b.txt]\n", ""))
-    result = aethr("run", "review", cwd=repo, env=LIVE)
+    result = aethr("run", "review", cwd=repo, env={**LIVE, "AETHR_HEARTBEAT": "5"})
     assert result.code == 0, result.both
     assert "loaded at last" in result.out and len(server.requests) == 1
+    assert "waiting for the first token (" in result.err and "of its 300s limit" in result.err, result.err
