@@ -60,15 +60,21 @@ class _Step:
         self.id, self.backend, self.first_byte = started.step_id, started.backend, started.first_byte
         self.started = self.attempt = now  # `attempt`: when the current call began
         self.chars = 0
-        self.last_line = ""
+        self._said = ""  # the last chunk of text that is not blank
         self.backoff_until: float | None = None
         self.retry = 0
 
     def text(self, text: str) -> None:
+        """Count the text and keep the last chunk that is not blank; its last line is found only
+        when a tick asks (a loud command sends a chunk a line, thousands a second)."""
         self.chars += len(text)
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        if lines:
-            self.last_line = lines[-1][:200]
+        if text and not text.isspace():
+            self._said = text
+
+    @property
+    def last_line(self) -> str:
+        tail = self._said.rstrip()
+        return tail[max(tail.rfind("\n"), tail.rfind("\r")) + 1 :].strip()[:200]
 
     def phase(self, now: float, first_byte: float) -> tuple[str, str]:
         if self.backoff_until is not None:
@@ -114,6 +120,13 @@ class Ticker:
         self._step_spent = 0.0  # the running step's, as an agent reports it
 
     def emit(self, event: Event) -> None:
+        if type(event) is TextChunk:  # the common case, kept short: a loud command sends one a line
+            with self._lock:
+                self._last = self.clock()
+                if self._step is not None and event.step_id == self._step.id:
+                    self._step.text(event.text)
+                self.sink.emit(event)
+            return
         with self._lock:
             self._follow(event)
             self.sink.emit(event)
@@ -138,8 +151,6 @@ class Ticker:
             self._spent += event.usage.known
         elif isinstance(event, RunFinished | RunFailed):
             self._step = None
-        elif self._step is not None and isinstance(event, TextChunk) and event.step_id == self._step.id:
-            self._step.text(event.text)
         elif self._step is not None and isinstance(event, Retrying):
             self._step.backoff_until, self._step.retry, self._step.chars = now + event.delay, event.attempt, 0
         elif isinstance(event, UsageReported):
