@@ -6,7 +6,9 @@ user runs: argument parsing, the error boundary, exit codes, stdout and stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -224,3 +226,13 @@ def write_workflow(root: Path, text: str) -> Path:
     path = root / ".aethr.yaml"
     path.write_text(text)
     return path
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections while the block runs: bound but never
+    listening, so no other test's server can take it meanwhile (a port closed at once could
+    be handed to the next server that asks for one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -8,12 +8,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LIVE_LOOP, WORKFLOW_ONE_STEP, aethr, write_workflow
+from tests.conftest import LIVE_LOOP, WORKFLOW_ONE_STEP, aethr, refused_port, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 KEY = "sk-test-0123456789abcdef"
@@ -146,12 +145,10 @@ def test_a_hang_fails_within_a_bound(repo: Path, server: FakeOpenAI) -> None:
 
 
 def test_connection_refused(repo: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    write_workflow(repo, ONE)
-    env = {"AETHR_LIVE": "1", "OPENAI_API_KEY": KEY, "OPENAI_API_BASE": f"http://127.0.0.1:{port}/v1"}
-    result = aethr("run", "task", cwd=repo, env=env)
+    with refused_port() as port:
+        write_workflow(repo, ONE)
+        env = {"AETHR_LIVE": "1", "OPENAI_API_KEY": KEY, "OPENAI_API_BASE": f"http://127.0.0.1:{port}/v1"}
+        result = aethr("run", "task", cwd=repo, env=env)
     assert result.code == 1, result.both
     assert "cannot reach the provider after 3 attempt(s)" in result.err
 

@@ -9,12 +9,11 @@ the watch on the clock is the same code whatever the provider.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, write_workflow
+from tests.conftest import aethr, refused_port, write_workflow
 from tests.fake_openai import FakeOpenAI
 from tests.test_resume import checkpoints
 
@@ -74,13 +73,11 @@ def test_a_429_is_retried_after_the_providers_wait(repo: Path, server: FakeOpenA
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_refused_connection_names_the_base_url_variable(repo: Path, server: FakeOpenAI, fmt: str) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
     env = setup(repo, server, fmt)
     _, _, base, suffix = FORMATS[fmt]
-    env[base] = f"http://127.0.0.1:{dead}{suffix}"
-    result = aethr("run", "task", cwd=repo, env=env)
+    with refused_port() as dead:
+        env[base] = f"http://127.0.0.1:{dead}{suffix}"
+        result = aethr("run", "task", cwd=repo, env=env)
     assert result.code == 1, result.both
     assert "cannot reach the provider" in result.err and base in result.err
     assert "(500)" not in result.err and "resume later" not in result.err
