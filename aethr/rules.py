@@ -76,6 +76,7 @@ def cross_check(wf: Workflow) -> list[Problem]:
     problems += _param_defaults(wf)
     problems += _param_references(wf)
     seen: dict[str, int] = {}
+    ids = [s.id for s in wf.steps]
     for i, step in enumerate(wf.steps):
         if step.id in seen:
             msg = f"duplicate step id '{step.id}' (also used by steps[{seen[step.id]}])"
@@ -84,8 +85,8 @@ def cross_check(wf: Workflow) -> list[Problem]:
         problems += _command_step(i, step)
         problems += _agent_model(i, step, wf)
         problems += _output(i, step)
-        ids = [s.id for s in wf.steps]
-        problems += _step_sources(i, step, ids[:i], ids[i + 1 :])
+        if any(source.kind == "step" for source in step.context):  # the lists only when needed: 20,000 steps
+            problems += _step_sources(i, step, ids[:i], ids[i + 1 :])
         if step.run is None and step.role and step.role not in wf.roles:
             msg = (
                 f"step '{step.id}' uses role '{step.role}', which is not defined under roles"
