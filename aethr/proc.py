@@ -128,11 +128,14 @@ class Child:
         timeout: float,
         idle: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_drained: Callable[[], None] | None = None,
     ) -> Ended:
         """Arm the deadline, then write stdin and call `on_line` for each stdout line (decoded,
         newline kept) and the `on_stderr` hook for each stderr line, until the child has closed
         stdout and exited, the deadline passes or it is idle too long (no stdout line for
         `idle` seconds). On a deadline or idle limit the tree is ended and `code` is None.
+        `on_drained` is called each time the lines read so far are all handed over (a caller
+        may gather lines and pass them on as one piece then, with no delay added).
         A hook may raise to stop: the exception propagates and the `with` block ends the tree."""
         deadline = last = clock()
         deadline += timeout
@@ -152,6 +155,8 @@ class Child:
                 break
             if not self._dispatch(item, on_line):
                 last = clock()
+            if on_drained is not None and self._events.empty():
+                on_drained()
         try:
             code = self.proc.wait(timeout=max(_left(clock(), deadline, last, idle), 0))
         except subprocess.TimeoutExpired:

@@ -75,6 +75,32 @@ class Capture:
         return [line.rstrip("\n") for line in [*self.head, *self.tail][-count:]]
 
 
+class _Pieces:
+    """A command's output lines passed on in pieces: all the lines read so far each time the
+    reader has caught up (so nothing waits), at most `SIZE` characters a piece. A loud command
+    is then shown as fast as it writes, but not one event a line: 200,000 lines would be
+    200,000 events through every sink."""
+
+    SIZE = 65536
+
+    def __init__(self, step_id: str, emit: Emit) -> None:
+        self.step_id, self.emit = step_id, emit
+        self.lines: list[str] = []
+        self.size = 0
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line)
+        if self.size >= self.SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            self.emit(TextChunk(self.step_id, "".join(self.lines)))
+            self.lines.clear()
+            self.size = 0
+
+
 class CommandBackend:
     edits_tree = True  # a formatter or a generator may change files: the executor records it
     free = True
@@ -107,15 +133,20 @@ class CommandBackend:
         except OSError as exc:
             raise _not_runnable(request.step_id, spec, exc.strerror or str(exc)) from None
 
+        pieces = _Pieces(request.step_id, emit)
+
         def line(raw: str) -> None:
             # Masked here as well as at the door: the head/tail cut below may split a very long
             # line inside a key, and half a key is no longer recognisable there.
             clean = sensitive.mask(strip_controls(raw))
             capture.add(clean)
-            emit(TextChunk(request.step_id, clean))
+            pieces.add(clean)
 
-        with child:
-            ended = child.follow(line, timeout=request.timeout)
+        try:
+            with child:
+                ended = child.follow(line, timeout=request.timeout, on_drained=pieces.flush)
+        finally:
+            pieces.flush()
         if ended.code in _NOT_RUNNABLE:
             raise _not_runnable(request.step_id, spec, _NOT_RUNNABLE[ended.code], capture.last_lines(3))
         seconds = time.monotonic() - began
