@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,13 @@ from typing import Any
 import pytest
 
 from tests.fake_openai import FakeOpenAI
+
+# A suite started in the background by a shell without job control (`make test &`, nohup)
+# inherits SIGINT ignored, and so would every aethr it starts: an ignored disposition
+# survives exec, and Python then installs no Ctrl-C handler. The interrupt tests need SIGINT
+# as a terminal delivers it, so the workers take it back (a handled signal resets on exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Every wait in the suite is a poll on an event, bounded by a ceiling that only a real hang
 # reaches. A machine slower than the ceilings allow (an emulator, a CI runner shared by many
