@@ -223,7 +223,9 @@ def snapshot(root: Path, exclude: list[str] | None = None) -> str:
         real_index = git_dir / "index"
         if real_index.exists():
             # Starting from the real index keeps git's stat cache: unchanged files are not rehashed.
-            shutil.copyfile(real_index, index)
+            # Its mtime is kept too: git rehashes an entry written in the same second as the index
+            # ("racily clean"), and a copy with a newer mtime would hide an edit made in that second.
+            shutil.copy2(real_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
         _git(root, "add", "--all", "--", ".", env=env)
         if exclude:

@@ -36,7 +36,7 @@ def _index_tree(top: Path) -> str:
         index = Path(tmp) / "index"
         real = Path(git.command(top, "rev-parse", "--absolute-git-dir").strip()) / "index"
         if real.exists():
-            shutil.copyfile(real, index)
+            shutil.copy2(real, index)  # its mtime too: git judges "racily clean" entries by it
         return git.command(top, "write-tree", env={"GIT_INDEX_FILE": str(index)}).strip()
 
 

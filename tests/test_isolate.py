@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -516,3 +517,24 @@ def test_isolation_needs_a_repository_with_a_commit(tmp_path: Path) -> None:
     empty = aethr("run", "task", "--isolate", "--exec-commands", cwd=plain)
     assert empty.code == 4 and "no commit yet" in empty.err, empty.both
     assert "Traceback" not in outside.err + empty.err
+
+
+def test_an_edit_made_in_the_second_of_the_last_commit_is_carried_over(tmp_path: Path) -> None:
+    """Git rehashes an entry whose file changed in the second its index was written ("racily
+    clean"): the index aethr copies must keep that second, or the edit is taken as HEAD's."""
+    repo = project(tmp_path)
+    write_workflow(repo, ONE_STEP.format(extra="", run=f"'cat a.txt > {tmp_path}/seen; echo run >> b.txt'"))
+    index = repo / ".git" / "index"
+    while True:  # the commit and the same-size edit within one second (a second may tick between)
+        git(repo, "commit", "-qam", "again", "--allow-empty")
+        (repo / "a.txt").write_text("A\n")
+        if int(index.stat().st_mtime) == int((repo / "a.txt").stat().st_mtime):
+            break
+        git(repo, "checkout", "-q", "a.txt")
+    wait_until(lambda: time.time() >= int(index.stat().st_mtime) + 1.05, "the next second")
+    result = aethr("run", "task", "--isolate", "--exec-commands", "--json", cwd=repo)
+    assert result.code == 0, result.both
+    assert (tmp_path / "seen").read_text() == "A\n", "the step saw the user's edit"
+    patch = Path(str(finished(result.out)["patch"]))
+    assert "a.txt" not in patch.read_text()
+    git(repo, "apply", "--check", str(patch))
