@@ -15,8 +15,10 @@ The resume command a failed run prints (`command_line`) repeats every option tha
 shapes the run, so that following it as printed resumes the same run: the workflow
 (`-c FILE`, absolute, or `--preset`), `--context` (in the checkpoint's digest),
 `--exec-commands` (else a mock resume would pass the failed command without running
-it), `--max-cost` and `--fail-on-revise`. The task, the `-p` values and the mode
-(live or mock, and AETHR_MODEL) come from the checkpoint, so the line needs no
+it), `--max-cost`, `--fail-on-revise`, and an isolated run's `--apply` or `--branch NAME`
+(else its result would come back another way; the worktree itself is in the checkpoint).
+The task, the `-p` values and the mode (live or mock, and AETHR_MODEL) come from the
+checkpoint, so the line needs no
 AETHR_LIVE; how the run is shown (`--json`, `--output`) is the reader's choice and
 is left out.
 """
@@ -115,6 +117,8 @@ def command_line(
     exec_commands: bool,
     max_cost: float | None,
     fail_on_revise: bool,
+    apply: bool = False,
+    branch: str | None = None,
 ) -> str:
     """The shell command that resumes the run at `checkpoint` as it ran (see the module doc)."""
     words = ["aethr", "run", "--resume-checkpoint", checkpoint]
@@ -130,4 +134,8 @@ def command_line(
         words += ["--max-cost", repr(max_cost)]
     if fail_on_revise:
         words.append("--fail-on-revise")
+    if apply:
+        words.append("--apply")
+    if branch is not None:
+        words += ["--branch", branch]
     return shlex.join(words)

@@ -96,6 +96,8 @@ def _reported(options: RunOptions) -> None:
                 exec_commands=options.exec_commands,
                 max_cost=options.max_cost,
                 fail_on_revise=options.fail_on_revise,
+                apply=options.isolation.apply,
+                branch=options.isolation.branch,
             )
         report.close(int(exc.exit_code), exc)
         raise

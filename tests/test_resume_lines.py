@@ -14,7 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import MOCK_TWO_STEPS, Result, aethr, make_repo, shell_script, write_workflow
+import pytest
+
+from tests.conftest import MOCK_TWO_STEPS, Result, aethr, git, make_repo, shell_script, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 
@@ -157,3 +159,30 @@ def test_after_an_agent_step_that_failed_mid_edit(tmp_path: Path, server: FakeOp
     assert (repo / "a.txt").read_text() == "a\nfirst attempt\n" and "second attempt" in (repo / "b.txt").read_text()
     review = server.requests[-1]["messages"][0]["content"]
     assert "+first attempt" in review and "+second attempt" in review, "latest_diff holds both attempts"
+
+
+ISOLATED = """\
+workflow: iso
+roles: {{reviewer: Review.}}
+steps:
+  - id: make
+    run: 'if [ -f {first} ]; then echo made > out.txt; else touch {first}; exit 1; fi'
+"""
+
+
+@pytest.mark.parametrize("handback", [("--apply",), ("--branch", "res/b")], ids=["apply", "branch"])
+def test_an_isolated_run_hands_back_as_asked_after_the_resume(
+    repo: Path, tmp_path: Path, handback: tuple[str, ...]
+) -> None:
+    write_workflow(repo, ISOLATED.format(first=tmp_path / "failed-once"))
+    failed = aethr("run", "task", "--isolate", "--exec-commands", *handback, cwd=repo)
+    assert failed.code == 1, failed.both
+    line = printed_resume(failed)
+    assert " ".join(handback) in line, line
+    done = follow(line, repo)
+    assert done.code == 0, done.both
+    if handback == ("--apply",):
+        assert (repo / "out.txt").read_text() == "made\n", "the resumed run's result was applied"
+    else:
+        assert git(repo, "show", "res/b:out.txt") == "made\n", "and committed on the branch asked for"
+        assert not (repo / "out.txt").exists()
