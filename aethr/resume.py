@@ -18,9 +18,8 @@ shapes the run, so that following it as printed resumes the same run: the workfl
 it), `--max-cost`, `--fail-on-revise`, and an isolated run's `--apply` or `--branch NAME`
 (else its result would come back another way; the worktree itself is in the checkpoint).
 The task, the `-p` values and the mode (live or mock, and AETHR_MODEL) come from the
-checkpoint, so the line needs no
-AETHR_LIVE; how the run is shown (`--json`, `--output`) is the reader's choice and
-is left out.
+checkpoint, so the line needs no AETHR_LIVE; how the run is shown (`--json`,
+`--output`) is the reader's choice and is left out.
 """
 
 from __future__ import annotations
