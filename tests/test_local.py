@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, git, write_workflow
+from tests.conftest import aethr, ceiling, git, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 OLLAMA = """\
@@ -101,10 +101,13 @@ def test_a_local_first_byte_timeout_is_not_retried(repo: Path, server: FakeOpenA
     """A retry would drop the connection, which cancels the model's load, and start it again."""
     server.script = [{"kind": "stream", "text": "late", "delay": 600}]
     write_workflow(repo, OLLAMA.format(base=ollama_base(server)).replace("    context: [file:a.txt, file:b.txt]\n", ""))
-    result = aethr("run", "review", cwd=repo, env={**LIVE, "AETHR_FIRST_BYTE_TIMEOUT": "2"})
+    limit = round(ceiling(5))
+    result = aethr("run", "review", cwd=repo, env={**LIVE, "AETHR_FIRST_BYTE_TIMEOUT": str(limit)})
     assert result.code == 1, result.both
-    assert "no first byte of an answer within 2s" in result.err, result.err
-    assert "retry" not in result.err and len(server.requests) == 1, result.err
+    assert f"no first byte of an answer within {limit}s" in result.err, result.err
+    # One attempt: no retry line, and never a second request (on a loaded machine the limit
+    # may even run out before the first one has reached the server).
+    assert "retry" not in result.err and len(server.requests) <= 1, result.err
 
 
 def test_a_cold_load_answering_after_40s_passes_with_the_local_default(repo: Path, server: FakeOpenAI) -> None:
