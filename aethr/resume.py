@@ -27,6 +27,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from aethr import fingerprint, runstore
 from aethr.checkpoint import RunState
@@ -107,34 +108,49 @@ def settle_mode(state: RunState, settings: Settings) -> Settings:
     return settings._replace(live=True, model_override=state.model_override)
 
 
-def command_line(
-    checkpoint: str,
-    *,
-    config: Path | None,
-    preset: str | None,
-    context: Sequence[str],
-    exec_commands: bool,
-    max_cost: float | None,
-    fail_on_revise: bool,
-    apply: bool = False,
-    branch: str | None = None,
-) -> str:
+class _HandBack(Protocol):
+    @property
+    def apply(self) -> bool: ...
+    @property
+    def branch(self) -> str | None: ...
+
+
+class Shaping(Protocol):
+    """The options of `aethr run` that shape a run, read-only (the runner's RunOptions)."""
+
+    @property
+    def config(self) -> Path | None: ...
+    @property
+    def preset(self) -> str | None: ...
+    @property
+    def context(self) -> Sequence[str]: ...
+    @property
+    def exec_commands(self) -> bool: ...
+    @property
+    def max_cost(self) -> float | None: ...
+    @property
+    def fail_on_revise(self) -> bool: ...
+    @property
+    def isolation(self) -> _HandBack: ...
+
+
+def command_line(checkpoint: str, options: Shaping) -> str:
     """The shell command that resumes the run at `checkpoint` as it ran (see the module doc)."""
     words = ["aethr", "run", "--resume-checkpoint", checkpoint]
-    if config is not None:
-        words += ["-c", str(config.resolve())]
-    if preset is not None:
-        words += ["--preset", preset]
-    for source in context:
+    if options.config is not None:
+        words += ["-c", str(options.config.resolve())]
+    if options.preset is not None:
+        words += ["--preset", options.preset]
+    for source in options.context:
         words += ["--context", source]
-    if exec_commands:
+    if options.exec_commands:
         words.append("--exec-commands")
-    if max_cost is not None:
-        words += ["--max-cost", repr(max_cost)]
-    if fail_on_revise:
+    if options.max_cost is not None:
+        words += ["--max-cost", repr(options.max_cost)]
+    if options.fail_on_revise:
         words.append("--fail-on-revise")
-    if apply:
+    if options.isolation.apply:
         words.append("--apply")
-    if branch is not None:
-        words += ["--branch", branch]
+    if options.isolation.branch is not None:
+        words += ["--branch", options.isolation.branch]
     return shlex.join(words)

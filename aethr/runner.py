@@ -88,17 +88,7 @@ def _reported(options: RunOptions) -> None:
         if exc.checkpoint:
             from aethr import resume
 
-            exc.resume = resume.command_line(
-                exc.checkpoint,
-                config=options.config,
-                preset=options.preset,
-                context=options.context,
-                exec_commands=options.exec_commands,
-                max_cost=options.max_cost,
-                fail_on_revise=options.fail_on_revise,
-                apply=options.isolation.apply,
-                branch=options.isolation.branch,
-            )
+            exc.resume = resume.command_line(exc.checkpoint, options)
         report.close(int(exc.exit_code), exc)
         raise
     except KeyboardInterrupt:
