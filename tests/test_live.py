@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LIVE_LOOP, WORKFLOW_ONE_STEP, aethr, refused_port, write_workflow
+from tests.conftest import LIVE_LOOP, WORKFLOW_ONE_STEP, aethr, ceiling, refused_port, write_workflow
 from tests.fake_openai import FakeOpenAI
 
 KEY = "sk-test-0123456789abcdef"
@@ -137,11 +137,13 @@ def test_a_hang_fails_within_a_bound(repo: Path, server: FakeOpenAI) -> None:
     server.script = [{"kind": "hang"}]
     write_workflow(repo, ONE)
     # Without the timeout the run would wait for the hang and reach the call's ceiling.
-    result = aethr("run", "task", cwd=repo, env=live_env(server, AETHR_TIMEOUT="2"))
+    limit = round(ceiling(5))
+    result = aethr("run", "task", cwd=repo, env=live_env(server, AETHR_TIMEOUT=str(limit)))
     assert result.code == 1, result.both
-    assert "no complete answer within 2s after 2 attempt(s)" in result.err
+    assert f"no complete answer within {limit}s after 2 attempt(s)" in result.err
     assert "raise AETHR_TIMEOUT" in result.err
-    assert len(server.requests) == 2, "a hang is retried at most once"
+    # At most two requests: on a loaded machine a limit may run out before its request arrives.
+    assert len(server.requests) <= 2, "a hang is retried at most once"
 
 
 def test_connection_refused(repo: Path) -> None:
