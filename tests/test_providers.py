@@ -83,6 +83,7 @@ def test_a_refused_connection_names_the_base_url_variable(repo: Path, server: Fa
     assert "(500)" not in result.err and "resume later" not in result.err
 
 
+@pytest.mark.waits
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("kind", ["hang", "stall"])
 def test_a_silent_server_is_reported_in_time_after_two_attempts(

@@ -7,6 +7,7 @@ the secret policy) without starting a process per row.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -139,16 +140,20 @@ def test_usage_sums_keep_what_is_known(a: Usage, b: Usage, total: Usage) -> None
 PRICED = ["openai/gpt-4o-mini", "gpt-4o-mini", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"]
 
 
-@pytest.mark.parametrize("model", PRICED)
-def test_prices_agree_with_litellm(model: str) -> None:
-    import litellm
-
-    found = pricing.price(model)
-    assert found is not None, model
-    expected_in, expected_out = litellm.cost_per_token(model=model, prompt_tokens=1000, completion_tokens=500)
-    assert found.cost(1000, 0) == pytest.approx(expected_in)
-    assert found.cost(0, 500) == pytest.approx(expected_out)
-    assert found.window == litellm.get_model_info(model)["max_input_tokens"]
+def test_prices_agree_with_litellm() -> None:
+    # One test for every model: each test worker that imports LiteLLM pays seconds for it.
+    gc.disable()  # the import allocates millions of objects; collecting among pytest's is slow
+    try:
+        import litellm
+    finally:
+        gc.enable()
+    for model in PRICED:
+        found = pricing.price(model)
+        assert found is not None, model
+        expected_in, expected_out = litellm.cost_per_token(model=model, prompt_tokens=1000, completion_tokens=500)
+        assert found.cost(1000, 0) == pytest.approx(expected_in), model
+        assert found.cost(0, 500) == pytest.approx(expected_out), model
+        assert found.window == litellm.get_model_info(model)["max_input_tokens"], model
 
 
 @pytest.mark.parametrize("model", ["fake/test-model", "openai/no-such-model", "anthropic/gpt-4o-mini"])
