@@ -5,8 +5,8 @@ starts well over a thousand of them. So the session's first process starts one s
 module, as `python -m tests.zygote SOCKET`) that imports every aethr module and LiteLLM once,
 the way aethr does, and then forks a child per call. The child takes the call's working
 folder, environment and standard streams (passed over the socket) and runs `aethr` as
-`python -m aethr` would, down to the interpreter's normal exit (atexit, flushes, thread
-joins): its exit code, stdout and stderr are what a fresh process gives. It is a real process
+`python -m aethr` would, down to how it exits (aethr's own flush and `os._exit`, or the
+interpreter's exit): its exit code, stdout and stderr are what a fresh process gives. It is a real process
 of its own, so signals, the reaper, child processes and the file system behave as in a user's
 run; only the import work is shared.
 
