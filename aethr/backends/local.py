@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from aethr import settings
@@ -75,6 +73,9 @@ def cold_start(exc: BaseException) -> bool:
 def ollama_window(step_id: str, model: str, api_base: str | None) -> int | None:
     """The model's own context length, as its Ollama server reports it; None when it says none.
     Raises EnvironmentNotReady when the server cannot be asked (nothing was sent)."""
+    import urllib.error  # only here: urllib.request costs ~8 ms to import (http.client, ssl, email)
+    import urllib.request
+
     base, name = ollama_base(api_base), model.split("/", 1)[1]
     body = json.dumps({"model": name}).encode()
     asked = urllib.request.Request(f"{base}/api/show", body, {"Content-Type": "application/json"})
