@@ -364,14 +364,14 @@ def test_codex_and_its_native_binary_end_with_a_sigkilled_aethr(tmp_path: Path, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + ceiling(120)
     while not server.requests:  # the native binary is running once the fake has its request
         assert time.monotonic() < deadline and proc.poll() is None, "Codex never called the fake"
         time.sleep(0.1)
     assert len(_with_in_cmdline(str(repo))) >= 2, "the launcher and the native binary"
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    deadline = time.monotonic() + 60
+    proc.wait(timeout=ceiling(60))
+    deadline = time.monotonic() + ceiling(60)
     while (left := _with_in_cmdline(str(repo))) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert left == [], "no process of Codex is left"

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aethr, git, make_repo, shell_script, write_workflow
+from tests.conftest import aethr, ceiling, git, make_repo, shell_script, write_workflow
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
-CEILING = 60.0  # seconds: only a hang reaches it
+CEILING = ceiling(60)  # seconds: only a hang reaches it
 AGENT = """\
 workflow: agent
 roles: {{implementer: Build.}}
