@@ -205,11 +205,9 @@ def diff_lines(root: Path, revision_range: str | None = None) -> Iterator[Diff]:
 def list_files_split(root: Path) -> tuple[list[str], list[str]]:
     """Tracked files and untracked-not-ignored files below `root`, in one call."""
     out = _git(root, "ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard", "--deduplicate")
-    tracked: list[str] = []
-    untracked: list[str] = []
-    for entry in out.split("\0"):
-        if len(entry) > 2:
-            (untracked if entry[0] == "?" else tracked).append(entry[2:])
+    entries = out.split("\0")  # each is a tag, a space and the name; `?` tags an untracked file
+    untracked = [entry[2:] for entry in entries if entry[:1] == "?"]
+    tracked = [entry[2:] for entry in entries if len(entry) > 2 and entry[:1] != "?"]
     return tracked, untracked
 
 

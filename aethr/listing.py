@@ -46,7 +46,9 @@ def list_project(root: Path) -> Listing:
     if git.toplevel(root) is not None:
         try:
             tracked, untracked = git.list_files_split(root)
-            return Listing(tuple(sorted({*tracked, *untracked})), tuple(untracked))
+            names = tracked + untracked
+            names.sort()  # git gives two sorted runs: sorting them is a merge
+            return Listing(tuple(dict.fromkeys(names)), tuple(untracked))
         except git.GitError:
             pass
     return Listing(tuple(_walk(root)), ())
