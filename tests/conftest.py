@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests import zygote
+from tests import forked
 from tests.fake_openai import FakeOpenAI
 
 # A suite started in the background by a shell without job control (`make test &`, nohup)
@@ -174,17 +174,19 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
-# A call runs in a child forked from a warm interpreter (tests/zygote.py) unless it sets a
-# PYTHON* variable (start-up itself under test) or AETHR_TEST_FRESH=1 asks for fresh ones.
-# The session's first process starts the server; its workers find it in AETHR_TEST_ZYGOTE.
+# A call runs in a child forked from a warm interpreter (tests/zygote.py) unless the test
+# asks for a fresh one, or sets what only an interpreter's start-up reads: a PYTHON* or locale
+# variable, or a LITELLM_* one (LiteLLM reads its settings on import). AETHR_TEST_FRESH=1
+# makes every call fresh. The session's first process starts the server; its workers find
+# it in AETHR_TEST_ZYGOTE.
 FRESH = os.environ.get("AETHR_TEST_FRESH") == "1"
-_server: zygote.Server | None = None
+_server: forked.Server | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     global _server
     if not FRESH and not hasattr(config, "workerinput"):
-        _server = zygote.Server(_KEEP)
+        _server = forked.Server(_KEEP)
         os.environ["AETHR_TEST_ZYGOTE"] = _server.path
 
 
@@ -207,12 +209,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _ZYGOTE = os.environ.get("AETHR_TEST_ZYGOTE", "")
 
 
-def aethr(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, stdin: str = "") -> Result:
+_START_UP = ("PYTHON", "LANG", "LC_", "LITELLM_")
+
+
+def aethr(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, stdin: str = "", fresh: bool = False
+) -> Result:
     """Run the CLI as `python -m aethr` would, as a user would; `timeout` is a hang's ceiling (scaled)."""
     full = {**os.environ, **(env or {})}
     path = _server.path if _server is not None else _ZYGOTE
-    if path and not any(name.startswith("PYTHON") for name in env or {}):
-        return Result(*zygote.run(path, list(args), str(cwd), full, ceiling(timeout), stdin))
+    if path and not fresh and not any(name.startswith(_START_UP) for name in env or {}):
+        return Result(*forked.run(path, list(args), str(cwd), full, ceiling(timeout), stdin))
     proc = subprocess.run(
         [sys.executable, "-m", "aethr", *args],
         cwd=cwd,

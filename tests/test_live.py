@@ -227,7 +227,8 @@ def test_a_dotenv_above_the_installed_litellm_is_never_loaded(repo: Path, server
     stray.write_text(f"OPENAI_API_KEY={KEY}\nOPENAI_API_BASE={server.base_url}\n")
     try:
         write_workflow(repo, ONE)
-        result = aethr("run", "task", cwd=repo, env={"AETHR_LIVE": "1", "OPENAI_API_BASE": server.base_url})
+        # A fresh interpreter: LiteLLM's import is what would read the stray file.
+        result = aethr("run", "task", cwd=repo, env={"AETHR_LIVE": "1", "OPENAI_API_BASE": server.base_url}, fresh=True)
     finally:
         stray.unlink()
     assert result.code == 4, result.both

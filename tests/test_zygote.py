@@ -54,3 +54,13 @@ def test_a_hung_call_is_killed_at_its_ceiling_and_leaves_nothing(repo: Path) -> 
         aethr("run", "task", "--exec-commands", cwd=repo, timeout=2)
     # aethr was SIGKILLed: its reaper ends the command it ran.
     conftest.wait_until(lambda: not conftest.processes_in(repo), "the command ended with aethr", 60)
+
+
+def test_a_large_task_and_environment_reach_the_child(repo: Path) -> None:
+    """Each below the kernel's 128 KiB for one argument or variable, together above what one
+    socket message can carry."""
+    write_workflow(repo, MOCK_TWO_STEPS)
+    task = "é" * 60_000
+    result = aethr("run", task, "--show-prompt", cwd=repo, env={"AETHR_BIG": "x" * 120_000})
+    assert result.code == 0, result.both
+    assert task in result.out

@@ -6,14 +6,22 @@ module, as `python -m tests.zygote SOCKET`) that imports every aethr module and 
 the way aethr does, and then forks a child per call. The child takes the call's working
 folder, environment and standard streams (passed over the socket) and runs `aethr` as
 `python -m aethr` would, down to how it exits (aethr's own flush and `os._exit`, or the
-interpreter's exit): its exit code, stdout and stderr are what a fresh process gives. It is a real process
-of its own, so signals, the reaper, child processes and the file system behave as in a user's
-run; only the import work is shared.
+interpreter's exit): its exit code, stdout and stderr are what a fresh process gives. It is
+a real process of its own, so signals, the reaper, child processes and the file system
+behave as in a user's run; only the import work is shared. The child also takes up what a
+fresh start would redo: TZ (`tzset`), TMPDIR, signal dispositions, the collector turned on,
+and the C locale's coercion to C.UTF-8 (PEP 538) when the server had it.
 
 What a fork cannot give, a test keeps a fresh interpreter for: start-up itself (import lists,
-`-X importtime`, the header before LiteLLM's import, PYTHONPATH injections: `tests.conftest.aethr`
-falls back by itself when a call sets a PYTHON* variable), and the signal tests, which start
-`python -m aethr` with Popen. AETHR_TEST_FRESH=1 makes every call a fresh interpreter.
+`-X importtime`, the header before LiteLLM's import, the signal tests, which start `python -m
+aethr` with Popen), and what only start-up reads: `tests.conftest.aethr` falls back by itself
+when a call sets a PYTHON*, LANG, LC_* or LITELLM_* variable, or is asked `fresh=True`.
+AETHR_TEST_FRESH=1 makes every call a fresh interpreter. What stays shared, knowingly: the
+hash seed (set iteration order is the session's; aethr sorts what it shows).
+
+The client (`tests/forked.py`) passes pipes, as `subprocess.run` does, reads them to their end,
+and kills the child if the call ends any other way (its ceiling, an interrupt). A request's
+JSON travels in a file, so a large argument or variable fits.
 
 The server is single-threaded (a fork copies one thread): a selector waits for requests and
 for each child's pidfd, and answers each request with two messages: the child's pid, then its
@@ -26,93 +34,36 @@ import contextlib
 import ctypes
 import gc
 import importlib
-import io
 import json
 import os
 import pkgutil
 import runpy
 import selectors
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-_MAX_REQUEST = 1 << 20
-_ROOT = Path(__file__).resolve().parent.parent
-# The real Popen, taken before `tests.conftest` wraps it per test: the server outlives tests.
-_Popen = subprocess.Popen
 
-
-class Server:
-    """The server for one test session: started by the session's first process (pytest's,
-    before xdist starts its workers), ended with it; its socket's path reaches the workers in
-    AETHR_TEST_ZYGOTE. It warms up while the workers start and collect."""
-
-    def __init__(self, keep: set[str]) -> None:
-        self.folder = tempfile.mkdtemp(prefix="aethr-zygote-")
-        self.path = os.path.join(self.folder, "socket")
-        env = {name: value for name, value in os.environ.items() if name in keep}
-        env.update(HOME=self.folder, TMPDIR=self.folder, LITELLM_LOCAL_MODEL_COST_MAP="True")
-        self._proc = _Popen(
-            [sys.executable, "-m", "tests.zygote", self.path], cwd=_ROOT, env=env, stdin=subprocess.DEVNULL
-        )
-
-    def stop(self) -> None:
-        self._proc.kill()
-        self._proc.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def run(path: str, argv: list[str], cwd: str, env: dict[str, str], timeout: float, stdin: str) -> tuple[int, str, str]:
-    """`python -m aethr *argv` in a child forked by the server at `path`, with what
-    `subprocess.run(..., capture_output=True, text=True, timeout=timeout, input=stdin)` gives."""
-    with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        given.write(stdin.encode())
-        given.seek(0)
-        with _connect(path, timeout) as sock:
-            request = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode()
-            socket.send_fds(sock, [request], [given.fileno(), out.fileno(), err.fileno()])
-            sock.settimeout(timeout)
-            pid = int(sock.recv(64))
-            try:
-                code = int(sock.recv(64))
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                sock.settimeout(None)
-                sock.recv(64)
-                raise subprocess.TimeoutExpired(["aethr", *argv], timeout, _text(out), _text(err)) from None
-        return code, _text(out), _text(err)
-
-
-def _connect(path: str, ceiling: float) -> socket.socket:
-    """A connection to the server, once it listens (it may still be importing)."""
-    deadline = time.monotonic() + ceiling
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            sock.connect(path)
-            return sock
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            assert time.monotonic() < deadline, f"the test zygote at {path} did not start"
-            time.sleep(0.05)
-
-
-def _text(stream: Any) -> str:
-    """A captured stream as text mode gives it: locale encoding, universal newlines."""
-    stream.seek(0)
-    return io.TextIOWrapper(io.BytesIO(stream.read())).read()
-
-
-def _die_with_parent() -> None:
-    """The server ends with the session's process, however that ends."""
+def _die_with_parent(parent: int) -> None:
+    """The server ends with the session's process, however that ends (even before this line)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_children: set[int] = set()
+
+
+def _end(signum: int, frame: object) -> None:
+    """SIGTERM (`Server.stop`): the children still running end with the server."""
+    for pid in _children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    os._exit(0)
 
 
 def _warm() -> None:
@@ -157,6 +108,7 @@ def _serve(path: str) -> dict[str, Any]:
                 _leave(selector)
                 conn.close()
                 return request
+            _children.add(pid)
             for fd in request["fds"]:
                 os.close(fd)
             selector.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, conn))
@@ -164,7 +116,9 @@ def _serve(path: str) -> dict[str, Any]:
 
 
 def _leave(selector: selectors.BaseSelector) -> None:
-    """In a child: close the server's sockets and the other children's pidfds."""
+    """In a child: forget the server's signal handler and children, close its sockets and pidfds."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _children.clear()
     for key in list(selector.get_map().values()):
         if isinstance(key.fileobj, int):
             os.close(key.fileobj)
@@ -180,23 +134,26 @@ def _reap(selector: selectors.BaseSelector, pidfd: int, pid: int, conn: socket.s
     selector.unregister(pidfd)
     os.close(pidfd)
     _, status = os.waitpid(pid, 0)
+    _children.discard(pid)
     with contextlib.suppress(OSError):  # the test that asked may be gone
         conn.send(str(os.waitstatus_to_exitcode(status)).encode())
     conn.close()
 
 
 def _receive(conn: socket.socket) -> dict[str, Any] | None:
-    """One request: JSON (argv, cwd, env) and three descriptors (stdin, stdout, stderr)."""
+    """One request: a file holding its JSON (argv, cwd, env), then stdin, stdout and stderr."""
     try:
-        data, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
+        _, fds, _, _ = socket.recv_fds(conn, 16, 4)
     except OSError:
         return None
-    if len(fds) != 3 or not data:
+    if len(fds) != 4:
         for fd in fds:
             os.close(fd)
         return None
-    request: dict[str, Any] = json.loads(data)
-    request["fds"] = fds
+    with os.fdopen(fds[0], "rb") as body:
+        body.seek(0)
+        request: dict[str, Any] = json.loads(body.read())
+    request["fds"] = fds[1:]
     return request
 
 
@@ -206,16 +163,27 @@ def _become(request: dict[str, Any]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
+    env = request["env"]
+    if _COERCED and not env.get("LC_ALL") and "LC_CTYPE" not in env:
+        env["LC_CTYPE"] = _COERCED  # Python's start-up coerces a C locale (PEP 538), as it did here
     os.environ.clear()
-    os.environ.update(request["env"])
+    os.environ.update(env)
+    time.tzset()  # TZ
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.enable()  # as a fresh interpreter starts (aethr turns it off first thing)
     sys.argv = ["aethr", *request["argv"]]
     sys.path[0] = os.getcwd()  # as `python -m` sets it
 
 
+# The server starts without LC_CTYPE: one here is the interpreter's own coercion.
+_COERCED = os.environ.get("LC_CTYPE")
+
+
 def main() -> None:
-    _die_with_parent()
+    _die_with_parent(int(sys.argv[2]))
+    signal.signal(signal.SIGTERM, _end)
     _warm()
     request = _serve(sys.argv[1])
     _become(request)
