@@ -3,7 +3,8 @@
 Starting aethr costs ~0.1 s of CPU, and a live run's LiteLLM import ~2.5 s more; the suite
 starts well over a thousand of them. So the session's first process starts one server (this
 module, as `python -m tests.zygote SOCKET`) that imports every aethr module and LiteLLM once,
-the way aethr does, and then forks a child per call. The child takes the call's working
+the way aethr does, and what LiteLLM imports on its first call of each provider's format
+(listed by a throwaway process, `--first-call`), and then forks a child per call. The child takes the call's working
 folder, environment and standard streams (passed over the socket) and runs `aethr` as
 `python -m aethr` would, down to how it exits (aethr's own flush and `os._exit`, or the
 interpreter's exit): its exit code, stdout and stderr are what a fresh process gives. It is
@@ -41,10 +42,15 @@ import runpy
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from pathlib import Path
 from typing import Any
+
+_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _die_with_parent(parent: int) -> None:
@@ -81,8 +87,41 @@ def _warm() -> None:
     typer.main.get_command(cli.app)
     config.parse(presets.get("plan-implement-review").text)
     live._litellm()
+    for name in _first_call_modules():
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    assert threading.active_count() == 1, "the warm-up started a thread: a fork would lose it"
     gc.collect()
     gc.freeze()  # the children inherit these objects; the collector need not walk them again
+
+
+def _first_call_modules() -> list[str]:
+    """What LiteLLM imports on its first call of each provider's format (~0.4 s of CPU every
+    live child would repeat), as listed by a throwaway process that makes those calls to the
+    loopback fake: the server itself never opens a connection or starts a thread."""
+    lister = [sys.executable, "-m", "tests.zygote", "--first-call"]
+    done = subprocess.run(lister, cwd=_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    return done.stdout.split() if done.returncode == 0 else []
+
+
+def _list_first_call() -> None:
+    from aethr.backends import live
+    from tests.fake_openai import FakeOpenAI
+
+    litellm = live._litellm()
+    before = set(sys.modules)
+    fake = FakeOpenAI().start()
+    fake.script = [{"kind": "stream", "text": "ok"}]
+    base = f"http://127.0.0.1:{fake.port}"
+    for model, api_base in [("openai/m", f"{base}/v1"), ("anthropic/m", base), ("gemini/m", base)]:
+        with contextlib.suppress(Exception):
+            answer = litellm.completion(
+                model=model, messages=[{"role": "user", "content": "x"}], stream=True, api_base=api_base, api_key="k"
+            )
+            for _ in answer:
+                pass
+    fake.stop()
+    print("\n".join(sorted(set(sys.modules) - before)))
 
 
 def _serve(path: str) -> dict[str, Any]:
@@ -182,6 +221,9 @@ _COERCED = os.environ.get("LC_CTYPE")
 
 
 def main() -> None:
+    if sys.argv[1] == "--first-call":
+        _list_first_call()
+        return
     _die_with_parent(int(sys.argv[2]))
     signal.signal(signal.SIGTERM, _end)
     _warm()
