@@ -39,6 +39,10 @@ except ImportError:  # run as a script: `python tests/fake_openai.py`
     import fake_cache  # type: ignore[no-redef]
     import fake_providers  # type: ignore[no-redef]
 
+# A fixed time: two answers to one script are the same byte for byte (a clock would split
+# them at a second's boundary, as it once did the relay test).
+CREATED = 1767225600
+
 
 class FakeOpenAI:
     def __init__(self, script: list[dict[str, Any]] | None = None, log_path: Path | None = None) -> None:
@@ -167,7 +171,7 @@ class FakeOpenAI:
                 return {
                     "id": "chatcmpl-fake",
                     "object": "chat.completion.chunk",
-                    "created": int(time.time()),
+                    "created": CREATED,
                     "model": model,
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
                 }
@@ -182,7 +186,7 @@ class FakeOpenAI:
                         {
                             "id": "chatcmpl-fake",
                             "object": "chat.completion",
-                            "created": int(time.time()),
+                            "created": CREATED,
                             "model": model,
                             "choices": [
                                 {
@@ -244,7 +248,7 @@ class FakeOpenAI:
                         {
                             "id": "chatcmpl-fake",
                             "object": "chat.completion.chunk",
-                            "created": int(time.time()),
+                            "created": CREATED,
                             "model": model,
                             "choices": [],
                             "usage": usage,
