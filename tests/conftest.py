@@ -181,13 +181,14 @@ def repo(tmp_path: Path) -> Path:
 # it in AETHR_TEST_ZYGOTE.
 FRESH = os.environ.get("AETHR_TEST_FRESH") == "1"
 _server: forked.Server | None = None
+_ZYGOTE = os.environ.get("AETHR_TEST_ZYGOTE", "")  # read before the autouse fixture clears it
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _server
+    global _server, _ZYGOTE
     if not FRESH and not hasattr(config, "workerinput"):
         _server = forked.Server(_KEEP)
-        os.environ["AETHR_TEST_ZYGOTE"] = _server.path
+        _ZYGOTE = os.environ["AETHR_TEST_ZYGOTE"] = _server.path
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -206,9 +207,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _server.stop()
 
 
-_ZYGOTE = os.environ.get("AETHR_TEST_ZYGOTE", "")
-
-
 _START_UP = ("PYTHON", "LANG", "LC_", "LITELLM_")
 
 
@@ -217,9 +215,8 @@ def aethr(
 ) -> Result:
     """Run the CLI as `python -m aethr` would, as a user would; `timeout` is a hang's ceiling (scaled)."""
     full = {**os.environ, **(env or {})}
-    path = _server.path if _server is not None else _ZYGOTE
-    if path and not fresh and not any(name.startswith(_START_UP) for name in env or {}):
-        return Result(*forked.run(path, list(args), str(cwd), full, ceiling(timeout), stdin))
+    if _ZYGOTE and not fresh and not any(name.startswith(_START_UP) for name in env or {}):
+        return Result(*forked.run(_ZYGOTE, list(args), str(cwd), full, ceiling(timeout), stdin))
     proc = subprocess.run(
         [sys.executable, "-m", "aethr", *args],
         cwd=cwd,

@@ -16,10 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-_ROOT = Path(__file__).resolve().parent.parent
+from tests.zygote import ROOT
+
 # The real Popen, taken before `tests.conftest` wraps it per test: the server outlives tests.
 _Popen = subprocess.Popen
 
@@ -37,7 +37,7 @@ class Server:
         env.update(HOME=self.folder, TMPDIR=self.folder, LITELLM_LOCAL_MODEL_COST_MAP="True")
         argv = [sys.executable, "-m", "tests.zygote", self.path, str(os.getpid())]
         # stdout is not a terminal, so a child's sys.stdout is block-buffered as a fresh one is.
-        self._proc = _Popen(argv, cwd=_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self._proc = _Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
     def stop(self) -> None:
         self._proc.terminate()  # the server kills its children, then exits

@@ -23,7 +23,7 @@ from tests.conftest import aethr, ceiling, git, make_repo, shell_script, write_w
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
-CEILING = ceiling(60)  # seconds: only a hang reaches it
+CEILING = 60.0  # seconds, before AETHR_TEST_SLOWDOWN: only a hang reaches it
 AGENT = """\
 workflow: agent
 roles: {{implementer: Build.}}
@@ -64,7 +64,7 @@ def sleeping(mark: str) -> int:
 
 def left_after(mark: str) -> list[str]:
     """Poll until no process holds `mark`, or the ceiling; what is left then."""
-    deadline = time.monotonic() + CEILING
+    deadline = time.monotonic() + ceiling(CEILING)
     while (left := running(mark)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
@@ -72,7 +72,7 @@ def left_after(mark: str) -> list[str]:
 
 def wait_for(what: str, ready: object, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Poll `ready()` until it is true; fail if the ceiling passes or aethr ends first."""
-    deadline = time.monotonic() + CEILING
+    deadline = time.monotonic() + ceiling(CEILING)
     while not ready():  # type: ignore[operator]
         assert time.monotonic() < deadline, f"{what} never happened"
         assert proc is None or proc.poll() is None, f"aethr ended before {what}"
@@ -91,7 +91,7 @@ def start_aethr(repo: Path, *args: str, env: dict[str, str] | None = None) -> su
 
 def sigkill(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=CEILING)
+    proc.wait(timeout=ceiling(CEILING))
 
 
 def agent_env(binary: Path) -> dict[str, str]:
@@ -144,7 +144,7 @@ def test_ctrl_c_while_the_prompt_is_still_being_written_ends_the_agents_tree(tmp
     )
     wait_for("the agent's start", lambda: sleeping(mark) == 2, proc)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=CEILING) == 130
+    assert proc.wait(timeout=ceiling(CEILING)) == 130
     assert left_after(mark) == [], "nothing the agent started is left"
 
 
@@ -195,7 +195,7 @@ def test_a_grandchild_under_sh_gets_its_grace_to_clean_up(repo: Path, tmp_path: 
     proc = start_aethr(repo, "--exec-commands")
     wait_for("the grandchild's start", (tmp_path / "ready").exists, proc)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=CEILING) == 130
+    assert proc.wait(timeout=ceiling(CEILING)) == 130
     assert (tmp_path / "cleaned").read_text() == "done", "the grandchild finished cleaning up"
     assert left_after(mark) == []
 

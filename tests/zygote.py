@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-_ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: `tests` imports from here
 
 
 def _die_with_parent(parent: int) -> None:
@@ -100,7 +100,7 @@ def _first_call_modules() -> list[str]:
     live child would repeat), as listed by a throwaway process that makes those calls to the
     loopback fake: the server itself never opens a connection or starts a thread."""
     lister = [sys.executable, "-m", "tests.zygote", "--first-call"]
-    done = subprocess.run(lister, cwd=_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(lister, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     return done.stdout.split() if done.returncode == 0 else []
 
 
